@@ -1,0 +1,1 @@
+"""Replicated desired state: pycrdt documents, validated schema, durable store."""

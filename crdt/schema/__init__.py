@@ -1,0 +1,1 @@
+"""Validated models of the desired state: plain types, no documents or storage."""

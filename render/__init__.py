@@ -1,0 +1,1 @@
+"""Pure rendering of desired state into nginx configuration files."""
