@@ -56,9 +56,11 @@ nx_ensure_uv() {
     fi
     nx_log "installing uv with pip"
     "$py" -m pip install --quiet --user uv 2>/dev/null \
-        || "$py" -m pip install --quiet --user --break-system-packages uv \
+        || "$py" -m pip install --quiet --user --break-system-packages uv 2>/dev/null \
+        || "$py" -m pip install --quiet uv \
         || nx_die "could not install uv; try: $py -m pip install --user uv"
     hash -r
+    PATH="$(dirname "$py"):$PATH" command -v uv >/dev/null && export PATH="$(dirname "$py"):$PATH"
     command -v uv >/dev/null || nx_die "uv was installed but is not on PATH (looked in $HOME/.local/bin)"
 }
 
