@@ -1,0 +1,56 @@
+"""The hooks through which the state plane plugs into mesh/ (as memberlist's delegate)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+
+class Delegate(Protocol):
+    """What mesh/ asks of its owner. Calls are synchronous and must be quick."""
+
+    def is_member(self, key: bytes) -> bool:
+        """Whether ``key`` (an Ed25519 public key) may take part in the mesh now."""
+        ...
+
+    def local_state(self, peer: bytes, join: bool) -> bytes:
+        """Anti-entropy, first leg (initiator): the application's summary for ``peer``,
+        e.g. state vectors. ``join`` is true when this node is joining through ``peer``."""
+        ...
+
+    def merge_remote_state(self, peer: bytes, payload: bytes, join: bool) -> bytes:
+        """Second leg (responder): take the initiator's summary, return the reply,
+        e.g. what the initiator lacks plus our own state vectors."""
+        ...
+
+    def merge_reply(self, peer: bytes, payload: bytes, join: bool) -> bytes:
+        """Third leg (initiator): take the reply; return what the responder lacks
+        (``b""`` for nothing), sent back on the same stream."""
+        ...
+
+    def merge_final(self, peer: bytes, payload: bytes) -> None:
+        """Responder: the initiator's last leg."""
+        ...
+
+
+class StaticMembers:
+    """A delegate with a fixed member set and no application state (tests, benchmarks)."""
+
+    def __init__(self, keys: Iterable[bytes] = (), *, allow_all: bool = False) -> None:
+        self.keys = set(keys)
+        self.allow_all = allow_all
+
+    def is_member(self, key: bytes) -> bool:
+        return self.allow_all or key in self.keys
+
+    def local_state(self, peer: bytes, join: bool) -> bytes:
+        return b""
+
+    def merge_remote_state(self, peer: bytes, payload: bytes, join: bool) -> bytes:
+        return b""
+
+    def merge_reply(self, peer: bytes, payload: bytes, join: bool) -> bytes:
+        return b""
+
+    def merge_final(self, peer: bytes, payload: bytes) -> None:
+        return None

@@ -1,0 +1,367 @@
+"""Messages and their msgpack encoding.
+
+Every message is a msgpack array whose first element is its :class:`MsgType`. A datagram's
+(sealed) payload is a msgpack array of messages - a compound - filled up to the MTU.
+TCP frames carry exactly one message. docs/protocol.md describes every field.
+
+Decoding is strict about types and sizes and never raises on hostile bytes: it returns a
+:class:`~mesh.errors.DropReason`. Unknown message types inside a compound are skipped
+(a newer peer may speak them) and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+from mesh.config import META_MAX
+from mesh.errors import DropReason
+from mesh.member import Address, MemberState
+
+KEY_LEN = 32
+ID_LEN = 16
+MAX_HOST = 255
+MAX_U32 = 2**32 - 1
+MAX_U64 = 2**64 - 1
+
+
+class MsgType(IntEnum):
+    """Message types. ONLY APPEND TO THIS LIST: the numbers are the wire format."""
+
+    PING = 1
+    INDIRECT_PING = 2
+    ACK = 3
+    NACK = 4
+    SUSPECT = 5
+    ALIVE = 6
+    DEAD = 7
+    USER = 8
+    PUSH_PULL = 9
+    USER_STREAM = 10
+    PUSH_PULL_FINAL = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you alive? ``target`` guards against a different node now at the address."""
+
+    seq: int
+    target: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IndirectPing:
+    """Please probe ``target`` at ``addr`` for me and relay its ACK (or a NACK)."""
+
+    seq: int
+    target: bytes
+    addr: Address
+    nack: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Reply to a (relayed) ping."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Lifeguard: the relay could not reach the target (so the relay itself works)."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """``sender`` suspects ``node`` at ``incarnation``."""
+
+    incarnation: int
+    node: bytes
+    sender: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    """``node`` is alive at ``incarnation`` with this address and metadata."""
+
+    incarnation: int
+    node: bytes
+    addr: Address
+    meta: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """``sender`` declares ``node`` dead; when sender == node, it left gracefully."""
+
+    incarnation: int
+    node: bytes
+    sender: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An application broadcast, delivered once per ``id`` on every node."""
+
+    id: bytes
+    origin: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEntry:
+    """One row of a member table in a state exchange."""
+
+    key: bytes
+    addr: Address
+    incarnation: int
+    state: MemberState
+    meta: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """Anti-entropy over TCP: the sender's member table and an application payload."""
+
+    join: bool
+    members: tuple[MemberEntry, ...]
+    app: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UserStream:
+    """An application broadcast too large for a datagram, carried over TCP."""
+
+    id: bytes
+    origin: bytes
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullFinal:
+    """The initiator's last application leg of a state exchange."""
+
+    app: bytes
+
+
+Message = (
+    Ping
+    | IndirectPing
+    | Ack
+    | Nack
+    | Suspect
+    | Alive
+    | Dead
+    | User
+    | PushPull
+    | UserStream
+    | PushPullFinal
+)
+
+
+def _fields(msg: Message) -> list[Any]:
+    match msg:
+        case Ping(seq, target):
+            return [MsgType.PING, seq, target]
+        case IndirectPing(seq, target, (host, port), nack):
+            return [MsgType.INDIRECT_PING, seq, target, host, port, nack]
+        case Ack(seq):
+            return [MsgType.ACK, seq]
+        case Nack(seq):
+            return [MsgType.NACK, seq]
+        case Suspect(inc, node, sender):
+            return [MsgType.SUSPECT, inc, node, sender]
+        case Alive(inc, node, (host, port), meta):
+            return [MsgType.ALIVE, inc, node, host, port, meta]
+        case Dead(inc, node, sender):
+            return [MsgType.DEAD, inc, node, sender]
+        case User(id_, origin, payload):
+            return [MsgType.USER, id_, origin, payload]
+        case PushPull(join, members, app):
+            rows = [
+                [m.key, m.addr[0], m.addr[1], m.incarnation, int(m.state), m.meta] for m in members
+            ]
+            return [MsgType.PUSH_PULL, join, rows, app]
+        case UserStream(id_, origin, payload):
+            return [MsgType.USER_STREAM, id_, origin, payload]
+        case PushPullFinal(app):
+            return [MsgType.PUSH_PULL_FINAL, app]
+    raise TypeError(f"not a message: {msg!r}")  # pragma: no cover - exhaustive match
+
+
+def encode(msg: Message) -> bytes:
+    """One message as msgpack bytes."""
+    return msgpack.packb(_fields(msg), use_bin_type=True)
+
+
+def compound(encoded: Sequence[bytes]) -> bytes:
+    """A datagram payload holding the already-encoded messages."""
+    n = len(encoded)
+    if n < 16:
+        header = bytes([0x90 | n])
+    elif n < 2**16:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        raise ValueError("too many messages for one datagram")
+    return header + b"".join(encoded)
+
+
+COMPOUND_HEADER_MAX = 3
+"""Bytes the compound's array header may take."""
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """Internal: the message is malformed."""
+
+
+def _key(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != KEY_LEN:
+        raise _Bad
+    return v
+
+
+def _uint(v: Any, limit: int) -> int:
+    if type(v) is not int or not 0 <= v <= limit:
+        raise _Bad
+    return v
+
+
+def _bytes(v: Any, limit: int) -> bytes:
+    if type(v) is not bytes or len(v) > limit:
+        raise _Bad
+    return v
+
+
+def _addr(host: Any, port: Any) -> Address:
+    if type(host) is not str or not 0 < len(host) <= MAX_HOST or not host.isprintable():
+        raise _Bad
+    return host, _uint(port, 65535)
+
+
+def _bool(v: Any) -> bool:
+    if type(v) is not bool:
+        raise _Bad
+    return v
+
+
+def _entry(row: Any) -> MemberEntry:
+    if type(row) is not list or len(row) < 6:
+        raise _Bad
+    state = _uint(row[4], 255)
+    if state > MemberState.LEFT:
+        raise _Bad
+    return MemberEntry(
+        _key(row[0]), _addr(row[1], row[2]), _uint(row[3], MAX_U64), MemberState(state),
+        _bytes(row[5], META_MAX),
+    )  # fmt: skip
+
+
+def _message(f: list[Any], max_payload: int) -> Message | None:
+    """Build a message from a decoded array; None for a type this version does not know.
+    Trailing extra fields are ignored (a newer version may append fields)."""
+    kind = f[0] if f else None
+    if type(kind) is not int:
+        raise _Bad
+    n = len(f)
+    match kind:
+        case MsgType.PING if n >= 3:
+            return Ping(_uint(f[1], MAX_U32), _key(f[2]))
+        case MsgType.INDIRECT_PING if n >= 6:
+            return IndirectPing(_uint(f[1], MAX_U32), _key(f[2]), _addr(f[3], f[4]), _bool(f[5]))
+        case MsgType.ACK if n >= 2:
+            return Ack(_uint(f[1], MAX_U32))
+        case MsgType.NACK if n >= 2:
+            return Nack(_uint(f[1], MAX_U32))
+        case MsgType.SUSPECT if n >= 4:
+            return Suspect(_uint(f[1], MAX_U64), _key(f[2]), _key(f[3]))
+        case MsgType.ALIVE if n >= 6:
+            return Alive(
+                _uint(f[1], MAX_U64), _key(f[2]), _addr(f[3], f[4]), _bytes(f[5], META_MAX)
+            )
+        case MsgType.DEAD if n >= 4:
+            return Dead(_uint(f[1], MAX_U64), _key(f[2]), _key(f[3]))
+        case MsgType.USER if n >= 4:
+            if type(f[1]) is not bytes or len(f[1]) != ID_LEN:
+                raise _Bad
+            return User(f[1], _key(f[2]), _bytes(f[3], max_payload))
+        case MsgType.PUSH_PULL if n >= 4:
+            if type(f[2]) is not list:
+                raise _Bad
+            members = tuple(_entry(row) for row in f[2])
+            return PushPull(_bool(f[1]), members, _bytes(f[3], max_payload))
+        case MsgType.USER_STREAM if n >= 4:
+            if type(f[1]) is not bytes or len(f[1]) != ID_LEN:
+                raise _Bad
+            return UserStream(f[1], _key(f[2]), _bytes(f[3], max_payload))
+        case MsgType.PUSH_PULL_FINAL if n >= 2:
+            return PushPullFinal(_bytes(f[1], max_payload))
+        case _ if kind in MsgType._value2member_map_:
+            raise _Bad  # a known type with too few fields
+    return None
+
+
+def _unpack(data: bytes) -> Any:
+    # Hostile input: bound every container; msgpack raises on anything else.
+    limit = len(data)
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        strict_map_key=True,
+        max_bin_len=limit,
+        max_str_len=min(limit, 4096),
+        max_array_len=limit,
+        max_map_len=0,
+        max_ext_len=0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The messages of one datagram, and how many of unknown type were skipped."""
+
+    messages: tuple[Message, ...]
+    unknown: int
+
+
+def decode_compound(data: bytes, max_payload: int = 65535) -> Decoded | DropReason:
+    """Decode a datagram's payload (a compound of messages)."""
+    try:
+        items = _unpack(data)
+        if type(items) is not list or not items:
+            return DropReason.MALFORMED
+        out: list[Message] = []
+        unknown = 0
+        for item in items:
+            if type(item) is not list:
+                return DropReason.MALFORMED
+            msg = _message(item, max_payload)
+            if msg is None:
+                unknown += 1
+            else:
+                out.append(msg)
+        return Decoded(tuple(out), unknown)
+    except (_Bad, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError, RecursionError):  # fmt: skip
+        return DropReason.MALFORMED
+
+
+def decode_one(data: bytes, max_payload: int) -> Message | DropReason:
+    """Decode a TCP frame: exactly one message."""
+    try:
+        item = _unpack(data)
+        msg = _message(item, max_payload) if type(item) is list else None
+    except (_Bad, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError, RecursionError):  # fmt: skip
+        return DropReason.MALFORMED
+    if type(item) is not list:
+        return DropReason.MALFORMED
+    return DropReason.UNKNOWN_TYPE if msg is None else msg
