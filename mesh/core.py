@@ -35,6 +35,7 @@ from mesh.events import (
     MemberDead,
     MemberJoined,
     MemberLeft,
+    MemberRemoved,
     MemberSuspect,
     MemberUpdated,
 )
@@ -124,6 +125,8 @@ class MeshCore:
         self.table = MemberTable(Member(key, addr, 0, MemberState.ALIVE, meta, now), rng)
         self.queue = BroadcastQueue()
         self.leaving = False
+        self.leave_sent = False
+        """Whether the leave announcement has been sent its full number of times."""
         self._suspicions: dict[bytes, Suspicion] = {}
         self._pending: dict[int, _Probe | _Relay] = {}
         self._seen: OrderedDict[bytes, float] = OrderedDict()
@@ -220,9 +223,24 @@ class MeshCore:
         self.leaving = True
         local = self.table.local
         msg = wire.Dead(local.incarnation, self.key, self.key)
-        self.queue.push(wire.encode(msg), key=self.key)
+        self.queue.push(wire.encode(msg), key=self.key, on_done=self._leave_done)
         for member in self.table.sample(2 * self.config.gossip_nodes, _is_reachable, (self.key,)):
             self._send(member, [wire.encode(msg)])
+
+    def _leave_done(self) -> None:
+        self.leave_sent = True
+
+    def forget(self, now: float, key: bytes) -> None:
+        """Remove a member whose membership was revoked: it is dropped from the table, its
+        datagrams stop opening (the caller's ``is_member`` must now refuse it) and gossip
+        about it is ignored from then on."""
+        member = self.table.get(key)
+        if member is None or key == self.key:
+            return
+        self.table.remove(key)
+        self._suspicions.pop(key, None)
+        self.seal.forget(key)
+        self._events.append(MemberRemoved(member))
 
     def assume_members(self, members: Iterable[Member]) -> None:
         """Start from a known, converged view (simulations of a running fleet); emits
@@ -604,10 +622,8 @@ class MeshCore:
         payload = wire.encode(wire.PushPull(join, self._table_rows(), app))
         return self._open_stream(kind, addr, peer, payload)
 
-    def _table_rows(self) -> tuple[wire.MemberEntry, ...]:
-        return tuple(
-            wire.MemberEntry(m.key, m.addr, m.incarnation, m.state, m.meta) for m in self.table
-        )
+    def _table_rows(self) -> list[Member]:
+        return list(self.table)
 
     def _push_pull_round(self, now: float) -> None:
         self._at(now + self.config.push_pull_period(self.table.reachable), self._push_pull_round)
@@ -636,6 +652,8 @@ class MeshCore:
             if expires > now:
                 break
             del self._seen[bid]
+        if self.table.count(MemberState.DEAD) + self.table.count(MemberState.LEFT) == 0:
+            return
         horizon = now - self.config.dead_retention
         gone = [m.key for m in self.table if m.state >= MemberState.DEAD and m.since < horizon]
         for key in gone:
@@ -694,10 +712,22 @@ class MeshCore:
             self.stats.joins += 1
         return wire.encode(wire.PushPullFinal(final))
 
-    def _merge(self, now: float, peer: bytes, rows: Iterable[wire.MemberEntry]) -> None:
+    def _merge(self, now: float, peer: bytes, rows: Iterable[wire.MemberEntry | Member]) -> None:
         # As memberlist: a remote "dead" becomes a local suspicion, so a live member gets
         # the chance to refute instead of being declared dead on hearsay.
+        table = self.table
         for row in rows:
+            old = table.get(row.key)
+            # Fast path for large meshes: most rows tell us nothing new.
+            if (
+                old is not None
+                and row.key != self.key
+                and (
+                    row.incarnation < old.incarnation
+                    or (row.incarnation == old.incarnation and row.state <= old.state)
+                )
+            ):
+                continue
             match row.state:
                 case MemberState.ALIVE:
                     self._on_alive(now, wire.Alive(row.incarnation, row.key, row.addr, row.meta))

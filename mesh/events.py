@@ -58,5 +58,20 @@ class BroadcastDelivered:
     payload: bytes
 
 
-MemberEvent = MemberJoined | MemberUpdated | MemberSuspect | MemberAlive | MemberDead | MemberLeft
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    """A member was removed because its membership was revoked (see MeshCore.forget)."""
+
+    member: Member
+
+
+MemberEvent = (
+    MemberJoined
+    | MemberUpdated
+    | MemberSuspect
+    | MemberAlive
+    | MemberDead
+    | MemberLeft
+    | MemberRemoved
+)
 Event = MemberEvent | BroadcastDelivered

@@ -10,6 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+_MIN_MESSAGE = 8
+"""No message is smaller: stop filling below this much room."""
+_MAX_MISSES = 16
+"""Give up filling after this many queued messages that did not fit: a long queue must
+not make every datagram cost a scan of all of it."""
+
 
 @dataclass(slots=True, eq=False)
 class _Item:
@@ -59,6 +65,7 @@ class BroadcastQueue:
         one sent ``limit`` times leaves the queue."""
         out: list[bytes] = []
         taken: list[_Item] = []
+        misses = 0
         for transmits in sorted(self._buckets):
             bucket = self._buckets[transmits]
             for item in reversed(bucket.values()):
@@ -67,7 +74,9 @@ class BroadcastQueue:
                     budget -= cost
                     out.append(item.data)
                     taken.append(item)
-            if budget <= overhead:
+                elif (misses := misses + 1) >= _MAX_MISSES:
+                    break
+            if budget < _MIN_MESSAGE + overhead or misses >= _MAX_MISSES:
                 break
         for item in taken:
             self._remove(item)
@@ -96,4 +105,6 @@ class BroadcastQueue:
 
     def clear(self) -> None:
         """Forget everything queued."""
-        self.__init__()  # type: ignore[misc]
+        self._buckets.clear()
+        self._by_key.clear()
+        self._len = 0

@@ -12,6 +12,14 @@ RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 """Upper bounds (seconds) of the probe round-trip histogram; the last bucket is +Inf."""
 
 
+_NAMES: dict[type, str] = {}
+
+
+def _name(kind: type) -> str:
+    name = _NAMES[kind] = kind.__name__.lower()
+    return name
+
+
 @dataclass(slots=True)
 class Stats:
     """Monotonic counters of one node's protocol activity."""
@@ -60,7 +68,7 @@ class Stats:
 
     def message_in(self, msg: object) -> None:
         """Count one decoded message by type."""
-        self.messages_in[type(msg).__name__.lower()] += 1
+        self.messages_in[_NAMES.get(type(msg)) or _name(type(msg))] += 1
 
     def observe_rtt(self, seconds: float) -> None:
         """Record one probe round trip."""

@@ -33,24 +33,29 @@ def suspicion_bounds(
 
 @dataclass(slots=True)
 class Suspicion:
-    """One running suspicion: when it started and who has confirmed it."""
+    """One running suspicion: when it started and who has confirmed it.
+
+    ``confirmers`` starts with whoever raised the suspicion; that first accuser is not a
+    confirmation - only others who suspect the same node independently are."""
 
     start: float
     expected: int
     min_timeout: float
     max_timeout: float
     confirmers: set[bytes] = field(default_factory=set)
+    confirmations: int = 0
 
     def confirm(self, sender: bytes) -> bool:
-        """Count ``sender``'s confirmation; False if it had already confirmed."""
-        if len(self.confirmers) >= self.expected or sender in self.confirmers:
+        """Count ``sender``'s confirmation; False if it was already counted (or enough were)."""
+        if self.confirmations >= self.expected or sender in self.confirmers:
             return False
         self.confirmers.add(sender)
+        self.confirmations += 1
         return True
 
     @property
     def deadline(self) -> float:
         """When the suspect is declared dead, given the confirmations so far."""
         return self.start + suspicion_timeout(
-            len(self.confirmers), self.expected, self.min_timeout, self.max_timeout
+            self.confirmations, self.expected, self.min_timeout, self.max_timeout
         )

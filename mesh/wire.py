@@ -20,7 +20,7 @@ import msgpack
 
 from mesh.config import META_MAX
 from mesh.errors import DropReason
-from mesh.member import Address, MemberState
+from mesh.member import Address, Member, MemberState
 
 KEY_LEN = 32
 ID_LEN = 16
@@ -130,7 +130,7 @@ class PushPull:
     """Anti-entropy over TCP: the sender's member table and an application payload."""
 
     join: bool
-    members: tuple[MemberEntry, ...]
+    members: Sequence[MemberEntry | Member]
     app: bytes
 
 
@@ -253,16 +253,26 @@ def _bool(v: Any) -> bool:
     return v
 
 
+_STATES = tuple(MemberState)
+
+
 def _entry(row: Any) -> MemberEntry:
+    # The hot path of a large state exchange: checks inlined.
     if type(row) is not list or len(row) < 6:
         raise _Bad
-    state = _uint(row[4], 255)
-    if state > MemberState.LEFT:
+    key, host, port, inc, state, meta = row[:6]
+    if (
+        type(key) is not bytes
+        or len(key) != KEY_LEN
+        or type(inc) is not int
+        or not 0 <= inc <= MAX_U64
+        or type(state) is not int
+        or not 0 <= state < len(_STATES)
+        or type(meta) is not bytes
+        or len(meta) > META_MAX
+    ):
         raise _Bad
-    return MemberEntry(
-        _key(row[0]), _addr(row[1], row[2]), _uint(row[3], MAX_U64), MemberState(state),
-        _bytes(row[5], META_MAX),
-    )  # fmt: skip
+    return MemberEntry(key, _addr(host, port), inc, _STATES[state], meta)
 
 
 def _message(f: list[Any], max_payload: int) -> Message | None:

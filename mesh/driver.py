@@ -1,0 +1,607 @@
+"""The thin trio driver around one :class:`~mesh.core.MeshCore`.
+
+:class:`MeshNode` owns what the core must not: one UDP socket and one TCP listener bound
+to the same host and port, the clock (``trio.current_time()``, so ``MockClock`` works),
+the timer, and the TCP exchanges. After every input - a datagram, a timer tick, a stream
+leg, a command - it *flushes* the core: datagrams go out on the UDP socket, each stream
+request runs in its own task, events go to the subscribers. Every protocol decision stays
+in the core.
+
+Nothing a peer sends can raise out of the driver: the core and the handshake return
+:class:`~mesh.errors.DropReason` values, counted in :attr:`MeshNode.stats` (``drops``);
+socket errors are counted in :attr:`MeshNode.io`. Streams carry their own drop reasons:
+``busy`` (an inbound connection over ``max_streams``, closed at once) and ``timeout`` (an
+exchange that outlived ``stream_timeout``, either direction).
+
+Addresses must be IP literals: a host name would make every send a blocking DNS lookup,
+so datagrams to one are not sent (counted as ``io.send_errors``).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import random
+import socket
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from mesh.config import META_MAX, MeshConfig
+from mesh.core import MeshCore, StreamRequest
+from mesh.delegate import Delegate
+from mesh.errors import DropReason, LocalProtocolError, MeshError, MetaTooLarge
+from mesh.events import Event
+from mesh.handshake import (
+    HELLO_PREFIX_LENGTH,
+    REPLY_LENGTH,
+    Initiator,
+    Session,
+    hello_length_from_prefix,
+    respond,
+)
+from mesh.keys import Identity
+from mesh.member import Address, Member
+from mesh.security import DatagramSeal
+from mesh.stats import Stats
+
+EVENT_BUFFER = 1024
+"""Default events a subscriber may fall behind by before events are dropped for it."""
+
+_RECV_SIZE = 65535
+_READ_CHUNK = 65536
+_BIND_ATTEMPTS = 32
+_ACCEPT_BACKOFF = 0.1
+
+
+class JoinError(MeshError):
+    """No seed completed a join exchange."""
+
+
+@dataclass(slots=True)
+class IOStats:
+    """What went wrong below the protocol (the core's :class:`~mesh.stats.Stats` holds the
+    rest, including stream drop reasons)."""
+
+    send_errors: int = 0
+    """Datagrams the socket refused (buffer full, unreachable, not an IP literal)."""
+    receive_errors: int = 0
+    """Errors from ``recvfrom`` (e.g. ECONNREFUSED reported for an earlier send)."""
+    accept_errors: int = 0
+    """Errors from ``accept`` (e.g. out of file descriptors)."""
+    stream_failures: Counter[str] = field(default_factory=Counter)
+    """Outbound exchanges that failed, by cause: ``connect``, ``closed`` (the peer hung
+    up or reset), ``too_large`` (our own frame over ``max_frame``); handshake and frame
+    failures are counted as drops instead."""
+    stream_resets: int = 0
+    """Inbound exchanges the peer reset mid-way."""
+    events_dropped: int = 0
+    """Events not delivered to a subscriber whose buffer was full."""
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """How one outbound exchange ended."""
+
+    replied: bool = False
+    """The core has been handed this request's reply (so no failure report is due)."""
+    ok: bool = False
+    reason: str = "timed out"
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """Someone (:meth:`MeshNode.join`) awaits an outbound exchange."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    ok: bool = False
+    reason: str = ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_address(addr: Address, what: str) -> Address:
+    host, port = addr
+    if not _is_ip(host):
+        raise ValueError(f"{what} host must be an IP address, not {host!r}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"{what} port out of range: {port}")
+    return host, port
+
+
+class _Reader:
+    """Exact-length reads over a stream, keeping what arrived beyond them."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def exactly(self, n: int) -> bytes | None:
+        """``n`` bytes, or None at end of stream."""
+        while len(self.buffer) < n:
+            data = await self.stream.receive_some(_READ_CHUNK)
+            if not data:
+                return None
+            self.buffer += data
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    def rest(self) -> bytes:
+        out = bytes(self.buffer)
+        self.buffer.clear()
+        return out
+
+
+async def _read_frame(
+    stream: trio.abc.ReceiveStream, session: Session
+) -> bytes | DropReason | None:
+    """The next frame's payload, why the stream is bad, or None at end of stream."""
+    while True:
+        frame = session.next_frame()
+        if frame is not None:
+            return frame
+        data = await stream.receive_some(_READ_CHUNK)
+        if not data:
+            return None
+        session.feed(bytes(data))
+
+
+class MeshNode:
+    """One mesh member on real sockets. Start it with ``await nursery.start(node.run)``.
+
+    ``bind`` may use port 0 (a free port is chosen for both UDP and TCP); ``advertise``
+    is the address others reach this node at (default: the bound one; required when
+    binding a wildcard address). ``boot_epoch`` must grow every time this identity
+    starts (see :mod:`mesh.security`). ``config.max_streams`` caps inbound exchanges
+    (more are closed at once, counted ``busy``) and, separately, outbound ones (more
+    wait their turn within their ``stream_timeout``).
+    """
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        mesh_id: bytes,
+        bind: Address,
+        config: MeshConfig,
+        delegate: Delegate,
+        boot_epoch: int,
+        advertise: Address | None = None,
+        meta: bytes = b"",
+        rng: random.Random | None = None,
+    ) -> None:
+        self._identity = identity
+        self._mesh_id = bytes(mesh_id)
+        self._bind = _check_address(bind, "bind")
+        if advertise is not None:
+            self._advertise: Address | None = _check_address(advertise, "advertise")
+        elif ipaddress.ip_address(bind[0]).is_unspecified:
+            raise ValueError(f"binding {bind[0]} needs an advertise address others can reach")
+        else:
+            self._advertise = None
+        self.config = config
+        self._delegate = delegate
+        self._boot_epoch = boot_epoch
+        if len(meta) > META_MAX:
+            raise MetaTooLarge(len(meta), META_MAX)
+        self._meta = meta
+        self._rng = rng or random.Random()
+        self.io = IOStats()
+        self._core: MeshCore | None = None
+        self._nursery: trio.Nursery | None = None
+        self._udp: socket.socket | None = None
+        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._waiters: dict[int, _Waiter] = {}
+        self._inbound = 0
+        self._out_slots = trio.Semaphore(max(1, config.max_streams))
+        self._wake = trio.Event()
+        self._sleeping_until = float("inf")
+        self._flushed: trio.Event | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def key(self) -> bytes:
+        """This node's id (its Ed25519 public key)."""
+        return self._identity.public_key
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`run` is listening."""
+        return self._nursery is not None
+
+    @property
+    def core(self) -> MeshCore:
+        """The protocol core (once started; it keeps its final state after a stop)."""
+        if self._core is None:
+            raise LocalProtocolError("the node has not started: run MeshNode.run first")
+        return self._core
+
+    def _live_core(self) -> MeshCore:
+        if self._nursery is None:
+            raise LocalProtocolError("the node is not running")
+        return self.core
+
+    @property
+    def addr(self) -> Address:
+        """The advertised address (known once running: port 0 is resolved)."""
+        return self.core.addr
+
+    @property
+    def stats(self) -> Stats:
+        """The core's protocol counters (``drops`` includes stream drops)."""
+        return self.core.stats
+
+    def members(self) -> list[Member]:
+        """Every known member, this node included."""
+        return self.core.members()
+
+    def member(self, key: bytes) -> Member | None:
+        """The record of ``key``."""
+        return self.core.member(key)
+
+    # ------------------------------------------------------------------ commands
+
+    def broadcast(self, payload: bytes) -> bytes:
+        """Send ``payload`` to every member once; returns the broadcast id."""
+        bid = self._live_core().broadcast(trio.current_time(), payload)
+        self._flush()
+        return bid
+
+    def set_meta(self, meta: bytes) -> None:
+        """Publish new metadata (:class:`~mesh.errors.MetaTooLarge` over 512 bytes)."""
+        self._live_core().set_meta(trio.current_time(), meta)
+        self._flush()
+
+    def subscribe(self, buffer: int = EVENT_BUFFER) -> trio.MemoryReceiveChannel[Event]:
+        """A channel of the core's events from now on, closed when the node stops.
+
+        The protocol never waits for a subscriber: when ``buffer`` events are pending,
+        newer ones are dropped for that subscriber and counted in ``io.events_dropped``.
+        Close the channel to unsubscribe.
+        """
+        send, receive = trio.open_memory_channel[Event](buffer)
+        self._subscribers.append(send)
+        return receive
+
+    async def join(self, seeds: Sequence[Address]) -> int:
+        """Exchange state with every seed at once; how many exchanges succeeded.
+
+        Raises :class:`JoinError` when none did, with each seed's reason, and
+        :class:`~mesh.errors.LocalProtocolError` when the only seed is this node.
+        """
+        core = self._live_core()
+        requests = core.join(trio.current_time(), [(h, int(p)) for h, p in seeds])
+        waiters = {request.id: _Waiter() for request in requests}
+        self._waiters.update(waiters)
+        self._flush()
+        for waiter in waiters.values():
+            await waiter.done.wait()
+        ok = sum(w.ok for w in waiters.values())
+        if not ok:
+            reasons = "; ".join(
+                f"{r.addr[0]}:{r.addr[1]}: {waiters[r.id].reason}" for r in requests
+            )
+            raise JoinError(f"could not join the mesh through any seed ({reasons})")
+        return ok
+
+    async def leave(self, grace: float = 5.0) -> None:
+        """Announce a graceful leave, then keep gossiping until the announcement was sent
+        its full count, nobody is left to tell, or ``grace`` seconds passed. The caller
+        then stops :meth:`run`."""
+        core = self._live_core()
+        core.leave(trio.current_time())
+        self._flush()
+        with trio.move_on_after(grace):
+            while not core.leave_sent and core.table.reachable > 1:
+                self._flushed = flushed = trio.Event()
+                await flushed.wait()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[MeshNode] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Bind, start the protocol, report ``started(self)``, run until cancelled."""
+        if self._core is not None:
+            raise LocalProtocolError("a MeshNode runs once")
+        udp, tcp = await self._bind_sockets()
+        try:
+            port = udp.getsockname()[1]
+            host, adv_port = self._advertise or (self._bind[0], 0)
+            seal = DatagramSeal(
+                self._identity, self._delegate.is_member, boot_epoch=self._boot_epoch
+            )
+            self._core = MeshCore(
+                key=self.key,
+                addr=(host, adv_port or port),
+                config=self.config,
+                seal=seal,
+                delegate=self._delegate,
+                rng=self._rng,
+                now=trio.current_time(),
+                meta=self._meta,
+            )
+            self._udp = udp
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._receive_loop, trio.socket.from_stdlib_socket(udp))
+                nursery.start_soon(self._accept_loop, trio.SocketListener(tcp))
+                nursery.start_soon(self._timer_loop)
+                self._flush()
+                task_status.started(self)
+        finally:
+            self._nursery = None
+            udp.close()
+            tcp.close()
+            for channel in self._subscribers:
+                channel.close()
+            self._subscribers.clear()
+            for waiter in self._waiters.values():
+                waiter.reason = "the node stopped"
+                waiter.done.set()
+            self._waiters.clear()
+
+    async def _bind_sockets(self) -> tuple[socket.socket, trio.socket.SocketType]:
+        """UDP and TCP on one port; with port 0, retry until a port is free for both."""
+        host, port = self._bind
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        for attempt in range(_BIND_ATTEMPTS):
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            tcp = trio.socket.socket(family, socket.SOCK_STREAM)
+            try:
+                udp.bind((host, port))
+                # Reuse lets a restarted node take its port back despite TIME_WAIT (not set
+                # on UDP, where Linux would let two sockets share the port).
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                await tcp.bind((host, udp.getsockname()[1]))
+                tcp.listen(max(128, self.config.max_streams))
+            except OSError:
+                udp.close()
+                tcp.close()
+                if port != 0 or attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            return udp, tcp
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _flush(self) -> None:
+        """Carry out everything the core produced since the last flush."""
+        core = self._core
+        nursery = self._nursery
+        if core is None or nursery is None:
+            return
+        for addr, data in core.datagrams_to_send():
+            self._send_datagram(addr, data)
+        for request in core.streams_to_open():
+            nursery.start_soon(self._run_stream, request)
+        events = core.events()
+        if events and self._subscribers:
+            self._publish(events)
+        if core.next_deadline() < self._sleeping_until:
+            self._wake.set()
+        if self._flushed is not None:
+            self._flushed.set()
+            self._flushed = None
+
+    def _send_datagram(self, addr: Address, data: bytes) -> None:
+        udp = self._udp
+        if udp is None or not _is_ip(addr[0]):
+            self.io.send_errors += 1
+            return
+        try:
+            # Non-blocking (trio set it so): a full buffer drops the datagram, as loss would.
+            udp.sendto(data, addr)
+        except (OSError, ValueError, OverflowError):
+            self.io.send_errors += 1
+
+    def _publish(self, events: list[Event]) -> None:
+        for channel in list(self._subscribers):
+            for event in events:
+                try:
+                    channel.send_nowait(event)
+                except trio.WouldBlock:
+                    self.io.events_dropped += 1
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._subscribers.remove(channel)
+                    break
+
+    async def _timer_loop(self) -> None:
+        core = self.core
+        while True:
+            self._wake = trio.Event()
+            self._sleeping_until = core.next_deadline()
+            with trio.move_on_at(self._sleeping_until):
+                await self._wake.wait()  # set by _flush when an input brings a deadline forward
+            now = trio.current_time()
+            if now >= core.next_deadline():
+                core.tick(now)
+                self._flush()
+
+    async def _receive_loop(self, udp: trio.socket.SocketType) -> None:
+        core = self.core
+        while True:
+            try:
+                data, source = await udp.recvfrom(_RECV_SIZE)
+            except OSError:
+                # Linux may report an ICMP error (ECONNREFUSED) for an earlier send here.
+                self.io.receive_errors += 1
+                await trio.lowlevel.checkpoint()
+                continue
+            core.receive_datagram(trio.current_time(), (source[0], source[1]), data)
+            self._flush()
+
+    # ------------------------------------------------------------------ TCP, outbound
+
+    async def _run_stream(self, request: StreamRequest) -> None:
+        """Run one exchange within ``stream_timeout``; a failure is reported, never raised."""
+        core = self.core
+        attempt = _Attempt()
+        with trio.move_on_after(self.config.stream_timeout) as scope:
+            async with self._out_slots:
+                try:
+                    await self._initiate(request, attempt)
+                except OSError as exc:  # includes every connect failure
+                    attempt.reason = f"cannot connect: {exc.strerror or exc}"
+                    self.io.stream_failures["connect"] += 1
+                except trio.BrokenResourceError:
+                    attempt.reason = "connection reset"
+                    self.io.stream_failures["closed"] += 1
+        if scope.cancelled_caught:
+            core.stats.drop(DropReason.TIMEOUT)
+        if request.expects_reply and not attempt.replied:
+            core.stream_reply_received(trio.current_time(), request, request.peer or b"", None)
+            self._flush()
+        waiter = self._waiters.pop(request.id, None)
+        if waiter is not None:
+            waiter.ok, waiter.reason = attempt.ok, attempt.reason
+            waiter.done.set()
+
+    async def _initiate(self, request: StreamRequest, attempt: _Attempt) -> None:
+        core = self.core
+        host, port = request.addr
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            initiator = Initiator(self._identity, self._mesh_id, max_frame=self.config.max_frame)
+            await stream.send_all(initiator.hello())
+            reader = _Reader(stream)
+            reply = await reader.exactly(REPLY_LENGTH)
+            if reply is None:
+                attempt.reason = "closed during the handshake (are we a member?)"
+                self.io.stream_failures["closed"] += 1
+                return
+            session = initiator.finish(reply, self._delegate.is_member, request.peer)
+            if isinstance(session, DropReason):
+                attempt.reason = f"handshake refused: {session}"
+                core.stats.drop(session)
+                return
+            session.feed(reader.rest())
+            if not await self._send_frame(stream, session, request.payload, attempt):
+                return
+            if not request.expects_reply:
+                attempt.ok = True
+                return
+            frame = await _read_frame(stream, session)
+            if not isinstance(frame, bytes):
+                if frame is None:
+                    attempt.reason = "closed before replying"
+                    self.io.stream_failures["closed"] += 1
+                else:
+                    attempt.reason = f"bad reply: {frame}"
+                    core.stats.drop(frame)
+                return
+            attempt.replied = True
+            final = core.stream_reply_received(trio.current_time(), request, session.peer, frame)
+            self._flush()
+            if final is None:
+                attempt.reason = "reply not accepted"
+                return
+            attempt.ok = True
+            await self._send_frame(stream, session, final, attempt)
+
+    async def _send_frame(
+        self, stream: trio.SocketStream, session: Session, payload: bytes, attempt: _Attempt
+    ) -> bool:
+        try:
+            frame = session.seal_frame(payload)
+        except LocalProtocolError:
+            attempt.reason = "frame over max_frame"
+            self.io.stream_failures["too_large"] += 1
+            return False
+        await stream.send_all(frame)
+        return True
+
+    # ------------------------------------------------------------------ TCP, inbound
+
+    async def _accept_loop(self, listener: trio.SocketListener) -> None:
+        nursery = self._nursery
+        assert nursery is not None
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError:
+                self.io.accept_errors += 1  # e.g. EMFILE: back off rather than spin
+                await trio.sleep(_ACCEPT_BACKOFF)
+                continue
+            if self._inbound >= self.config.max_streams:
+                self.core.stats.drop(DropReason.BUSY)
+                await trio.aclose_forcefully(stream)
+                continue
+            self._inbound += 1
+            nursery.start_soon(self._serve, stream)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        """One inbound exchange, bounded by ``stream_timeout`` so that a silent or slow
+        peer cannot hold a slot; counts its drop reason before closing."""
+        try:
+            reason: DropReason | None = None
+            with trio.move_on_after(self.config.stream_timeout) as scope:
+                try:
+                    reason = await self._respond(stream)
+                except (OSError, trio.BrokenResourceError):
+                    self.io.stream_resets += 1
+            if scope.cancelled_caught:
+                reason = DropReason.TIMEOUT
+            if reason is not None:
+                self.core.stats.drop(reason)
+        finally:
+            self._inbound -= 1
+            await trio.aclose_forcefully(stream)
+
+    async def _respond(self, stream: trio.SocketStream) -> DropReason | None:
+        core = self.core
+        reader = _Reader(stream)
+        prefix = await reader.exactly(HELLO_PREFIX_LENGTH)
+        if prefix is None:
+            # A bare connect-and-close (a port check) is not worth a drop count.
+            return DropReason.TRUNCATED if reader.buffer else None
+        length = hello_length_from_prefix(prefix)
+        if isinstance(length, DropReason):
+            return length
+        rest = await reader.exactly(length - HELLO_PREFIX_LENGTH)
+        if rest is None:
+            return DropReason.TRUNCATED
+        answer = respond(
+            self._identity,
+            self._mesh_id,
+            prefix + rest,
+            self._delegate.is_member,
+            max_frame=self.config.max_frame,
+        )
+        if isinstance(answer, DropReason):
+            return answer
+        session, reply = answer
+        await stream.send_all(reply)
+        session.feed(reader.rest())
+        # The peer is proven only once its first frame opens (a replayed hello gets a
+        # reply but cannot produce a frame): the core hears of nothing before that.
+        frame = await _read_frame(stream, session)
+        if not isinstance(frame, bytes):
+            return DropReason.TRUNCATED if frame is None else frame
+        reply_frame = core.stream_request_received(trio.current_time(), session.peer, frame)
+        self._flush()
+        if reply_frame is None:
+            return None
+        try:
+            await stream.send_all(session.seal_frame(reply_frame))
+        except LocalProtocolError:
+            return DropReason.OVERSIZED
+        # A push-pull initiator sends a final leg; a TCP ping's initiator just closes.
+        final = await _read_frame(stream, session)
+        if final is None:
+            return None
+        if isinstance(final, DropReason):
+            return final
+        core.stream_final_received(trio.current_time(), session.peer, final)
+        self._flush()
+        return None
