@@ -20,8 +20,9 @@ import heapq
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from mesh import wire
 from mesh.awareness import Awareness
@@ -92,11 +93,8 @@ class _Relay:
     nack: bool
 
 
-@dataclass(order=True, slots=True)
-class _Timer:
-    when: float
-    seq: int
-    action: Callable[[float], None] = field(compare=False)
+_Timer = tuple[float, int, Callable[[float], None]]
+"""(when, tie-breaking sequence, action): tuples keep the heap's comparisons in C."""
 
 
 class MeshCore:
@@ -137,6 +135,8 @@ class MeshCore:
         self._out: list[tuple[Address, bytes]] = []
         self._streams: list[StreamRequest] = []
         self._events: list[Event] = []
+        self._handlers = self._handler_table()
+        self._push_pull_generation = 0
         self._queue_alive()
         self._start_timers(now)
 
@@ -159,7 +159,7 @@ class MeshCore:
 
     def next_deadline(self) -> float:
         """When :meth:`tick` must next be called."""
-        return self._timers[0].when
+        return self._timers[0][0]
 
     # ------------------------------------------------------------------ state
 
@@ -242,31 +242,32 @@ class MeshCore:
         self.seal.forget(key)
         self._events.append(MemberRemoved(member))
 
-    def assume_members(self, members: Iterable[Member]) -> None:
+    def assume_members(self, now: float, members: Iterable[Member]) -> None:
         """Start from a known, converged view (simulations of a running fleet); emits
         no events and queues no broadcasts."""
         for member in members:
             if member.key != self.key:
                 self.table.put(member)
+        self._schedule_push_pull(now)
 
     # ------------------------------------------------------------------ timers
 
     def _at(self, when: float, action: Callable[[float], None]) -> None:
         self._timer_seq += 1
-        heapq.heappush(self._timers, _Timer(when, self._timer_seq, action))
+        heapq.heappush(self._timers, (when, self._timer_seq, action))
 
     def tick(self, now: float) -> None:
         """Run every timer due at ``now``."""
-        while self._timers and self._timers[0].when <= now:
-            heapq.heappop(self._timers).action(now)
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            heapq.heappop(timers)[2](now)
 
     def _start_timers(self, now: float) -> None:
         cfg = self.config
         # Random phases keep a fleet started at once from probing in lock-step.
         self._at(now + self.rng.uniform(0, cfg.probe_interval), self._probe_round)
         self._at(now + self.rng.uniform(0, cfg.gossip_interval), self._gossip_round)
-        if cfg.push_pull_interval > 0:
-            self._at(now + self.rng.uniform(0, cfg.push_pull_interval), self._push_pull_round)
+        self._schedule_push_pull(now)
         self._at(now + cfg.reconnect_interval, self._reconnect_round)
         self._at(now + 1.0, self._reap_round)
 
@@ -407,11 +408,11 @@ class MeshCore:
             self._events.append(MemberUpdated(new))
 
     def _on_suspect(self, now: float, msg: wire.Suspect) -> None:
+        if msg.node == self.key:
+            self._accused(now, msg.incarnation, msg.sender)
+            return
         old = self.table.get(msg.node)
         if old is None or msg.incarnation < old.incarnation:
-            return
-        if msg.node == self.key:
-            self._refute(now, msg.incarnation)
             return
         if old.state is MemberState.SUSPECT:
             suspicion = self._suspicions.get(msg.node)
@@ -457,12 +458,12 @@ class MeshCore:
         self._on_dead(now, wire.Dead(member.incarnation, key, self.key))
 
     def _on_dead(self, now: float, msg: wire.Dead) -> None:
-        old = self.table.get(msg.node)
-        if old is None or msg.incarnation < old.incarnation:
-            return
         if msg.node == self.key:
             if not self.leaving:
-                self._refute(now, msg.incarnation)
+                self._accused(now, msg.incarnation, msg.sender)
+            return
+        old = self.table.get(msg.node)
+        if old is None or msg.incarnation < old.incarnation:
             return
         if old.state >= MemberState.DEAD:
             return
@@ -478,11 +479,30 @@ class MeshCore:
             self.stats.deaths += 1
             self._events.append(MemberDead(new))
 
-    def _refute(self, now: float, incarnation: int) -> None:
+    def _accused(self, now: float, incarnation: int, accuser: bytes) -> None:
+        """Someone suspects us or declared us dead."""
+        if incarnation >= self.incarnation:
+            self._refute(now, incarnation, accuser)
+        elif (m := self.table.get(accuser)) is not None and accuser != self.key:
+            # The accuser has not heard our refutation (its gossip is spent): tell it.
+            local = self.table.local
+            alive = wire.Alive(local.incarnation, self.key, local.addr, local.meta)
+            self._send(m, [wire.encode(alive)])
+
+    def _refute(self, now: float, incarnation: int, accuser: bytes | None = None) -> None:
         self.stats.refutations += 1
         if self.config.lifeguard:
             self.awareness.apply(1)
         self._bump(now, max(self.incarnation, incarnation) + 1)
+        # Push the refutation at once, to the accuser and a few others, rather than wait
+        # for gossip rounds: in a small mesh the retransmit limit is only 2 or 4.
+        local = self.table.local
+        alive = wire.encode(wire.Alive(local.incarnation, self.key, local.addr, local.meta))
+        targets = self.table.sample(self.config.gossip_nodes, _is_reachable, (self.key,))
+        if accuser is not None and accuser != self.key and (m := self.table.get(accuser)):
+            targets = [m, *(t for t in targets if t.key != accuser)]
+        for member in targets:
+            self._send(member, [alive])
 
     def _bump(self, now: float, incarnation: int, meta: bytes | None = None) -> None:
         local = self.table.local
@@ -584,26 +604,27 @@ class MeshCore:
             self._dispatch(now, sender, source, msg)
 
     def _dispatch(self, now: float, sender: bytes, source: Address, msg: wire.Message) -> None:
-        match msg:
-            case wire.Ping():
-                self._on_ping(sender, source, msg)
-            case wire.IndirectPing():
-                self._on_indirect_ping(now, sender, source, msg)
-            case wire.Ack(seq):
-                self._on_ack(now, sender, seq)
-            case wire.Nack(seq):
-                self._on_nack(seq)
-            case wire.Alive():
-                self._on_alive(now, msg)
-            case wire.Suspect():
-                self._on_suspect(now, msg)
-            case wire.Dead():
-                self._on_dead(now, msg)
-            case wire.User(bid, origin, payload):
-                self._on_user(now, sender, bid, origin, payload)
-            case _:
-                # Stream-only messages have no business in a datagram.
-                self.stats.drop(DropReason.UNEXPECTED)
+        # A table rather than a match: this runs for every message of every datagram.
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            # Stream-only messages have no business in a datagram.
+            self.stats.drop(DropReason.UNEXPECTED)
+            return
+        handler(now, sender, source, msg)
+
+    def _handler_table(self) -> dict[type, Callable[[float, bytes, Address, Any], None]]:
+        return {
+            wire.Alive: lambda now, _s, _a, m: self._on_alive(now, m),
+            wire.Suspect: lambda now, _s, _a, m: self._on_suspect(now, m),
+            wire.Dead: lambda now, _s, _a, m: self._on_dead(now, m),
+            wire.Ping: lambda _n, sender, source, m: self._on_ping(sender, source, m),
+            wire.Ack: lambda now, sender, _a, m: self._on_ack(now, sender, m.seq),
+            wire.IndirectPing: self._on_indirect_ping,
+            wire.Nack: lambda _n, _s, _a, m: self._on_nack(m.seq),
+            wire.User: lambda now, sender, _a, m: self._on_user(
+                now, sender, m.id, m.origin, m.payload
+            ),
+        }
 
     # ------------------------------------------------------------------ streams (TCP)
 
@@ -625,8 +646,21 @@ class MeshCore:
     def _table_rows(self) -> list[Member]:
         return list(self.table)
 
-    def _push_pull_round(self, now: float) -> None:
-        self._at(now + self.config.push_pull_period(self.table.reachable), self._push_pull_round)
+    def _schedule_push_pull(self, now: float) -> None:
+        """First exchange at a random point of one (size-scaled) period, as memberlist
+        staggers it: a fleet started at once does not exchange all at once."""
+        if self.config.push_pull_interval <= 0:
+            return
+        self._push_pull_generation += 1
+        generation = self._push_pull_generation
+        first = self.rng.uniform(0, self.config.push_pull_period(self.table.reachable))
+        self._at(now + first, lambda t: self._push_pull_round(t, generation))
+
+    def _push_pull_round(self, now: float, generation: int) -> None:
+        if generation != self._push_pull_generation:
+            return
+        period = self.config.push_pull_period(self.table.reachable)
+        self._at(now + period, lambda t: self._push_pull_round(t, generation))
         if self.leaving:
             return
         for member in self.table.sample(1, lambda m: m.state is MemberState.ALIVE, (self.key,)):

@@ -57,6 +57,7 @@ class SimNode:
     core: MeshCore
     up: bool = True
     stalled_until: float = 0.0
+    deaf_until: float = 0.0
     backlog: list[Delivery] = field(default_factory=list)
 
 
@@ -102,7 +103,7 @@ class Simulation:
                 Member(k, self._addr(i), 0, MemberState.ALIVE, b"", 0.0) for i, k in enumerate(keys)
             ]
             for node in self.nodes:
-                node.core.assume_members(view)
+                node.core.assume_members(self.now, view)
                 node.core.queue.clear()
         for node in self.nodes:
             self._after_input(node)
@@ -173,6 +174,21 @@ class Simulation:
         node.stalled_until = max(node.stalled_until, self.now + seconds)
         self._push(node.stalled_until, lambda: self._unstall(node))
 
+    def slow(self, i: int, seconds: float) -> None:
+        """Delay node ``i``'s processing of input for ``seconds`` while its timers keep
+        running - a CPU-starved receive path (the Lifeguard paper's slow member): its
+        probes time out because the ACKs wait unread."""
+        node = self.nodes[i]
+        node.deaf_until = max(node.deaf_until, self.now + seconds)
+        self._push(node.deaf_until, lambda: self._undeafen(node))
+
+    def _undeafen(self, node: SimNode) -> None:
+        if node.deaf_until > self.now or node.stalled_until > self.now or not node.up:
+            return
+        backlog, node.backlog = node.backlog, []
+        for item in backlog:
+            self._deliver_now(node, item)
+
     def kill(self, i: int) -> None:
         """Stop node ``i`` abruptly (kill -9): no leave, nothing more sent or received."""
         self.nodes[i].up = False
@@ -183,7 +199,8 @@ class Simulation:
         epoch = node.core.seal.boot_epoch + 1 if hasattr(node.core.seal, "boot_epoch") else 2
         node.core = self._core(i, epoch=epoch)
         node.up = True
-        node.stalled_until = 0.0
+        node.stalled_until = node.deaf_until = 0.0
+        node.backlog.clear()
         seeds = list(seeds)
         if seeds:
             node.core.join(self.now, [self.nodes[s].addr for s in seeds])
@@ -233,12 +250,16 @@ class Simulation:
     def _unstall(self, node: SimNode) -> None:
         if node.stalled_until > self.now or not node.up:
             return
-        backlog, node.backlog = node.backlog, []
-        for item in backlog:
-            self._deliver_now(node, item)
+        # A resumed process finds its timers overdue and its socket full; timers run
+        # first (the worst case for it: probes it sent before stalling time out before
+        # the ACKs waiting in the socket are read).
         self._timer_at.pop(node.index, None)
         node.core.tick(self.now)
         self._after_input(node)
+        if node.deaf_until <= self.now:
+            backlog, node.backlog = node.backlog, []
+            for item in backlog:
+                self._deliver_now(node, item)
 
     def _after_input(self, node: SimNode) -> None:
         """Collect what the core produced and put it on the network."""
@@ -288,7 +309,7 @@ class Simulation:
     def _deliver(self, node: SimNode, item: Delivery) -> None:
         if not node.up:
             return
-        if node.stalled_until > self.now:
+        if node.stalled_until > self.now or node.deaf_until > self.now:
             node.backlog.append(item)
             return
         self._deliver_now(node, item)
@@ -329,13 +350,17 @@ class Simulation:
             if reply is None or not request.expects_reply:
                 return
             self.bytes += len(reply)
-            self._push(self.now + self._tcp_delay(0.2), lambda: at_initiator(reply))
+            self._push(
+                self.now + self._tcp_delay(0.2), lambda: self._deliver(src, at_initiator(reply))
+            )
 
-        def at_initiator(reply: bytes) -> None:
-            if not src.up or src.core is not src_epoch:
+        def at_initiator(reply: bytes) -> Delivery:
+            return lambda node: on_reply(node, reply)
+
+        def on_reply(node: SimNode, reply: bytes) -> None:
+            if node.core is not src_epoch:
                 return
-            final = src.core.stream_reply_received(self.now, request, dst.key, reply)
-            self._after_input(src)
+            final = node.core.stream_reply_received(self.now, request, dst.key, reply)
             if final is not None:
                 self.bytes += len(final)
                 self._push(

@@ -11,7 +11,7 @@ Decoding is strict about types and sizes and never raises on hostile bytes: it r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -275,48 +275,88 @@ def _entry(row: Any) -> MemberEntry:
     return MemberEntry(key, _addr(host, port), inc, _STATES[state], meta)
 
 
+def _ping(f: list[Any], _: int) -> Message:
+    return Ping(_uint(f[1], MAX_U32), _key(f[2]))
+
+
+def _indirect_ping(f: list[Any], _: int) -> Message:
+    return IndirectPing(_uint(f[1], MAX_U32), _key(f[2]), _addr(f[3], f[4]), _bool(f[5]))
+
+
+def _ack(f: list[Any], _: int) -> Message:
+    return Ack(_uint(f[1], MAX_U32))
+
+
+def _nack(f: list[Any], _: int) -> Message:
+    return Nack(_uint(f[1], MAX_U32))
+
+
+def _suspect(f: list[Any], _: int) -> Message:
+    return Suspect(_uint(f[1], MAX_U64), _key(f[2]), _key(f[3]))
+
+
+def _alive(f: list[Any], _: int) -> Message:
+    return Alive(_uint(f[1], MAX_U64), _key(f[2]), _addr(f[3], f[4]), _bytes(f[5], META_MAX))
+
+
+def _dead(f: list[Any], _: int) -> Message:
+    return Dead(_uint(f[1], MAX_U64), _key(f[2]), _key(f[3]))
+
+
+def _id(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != ID_LEN:
+        raise _Bad
+    return v
+
+
+def _user(f: list[Any], max_payload: int) -> Message:
+    return User(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload))
+
+
+def _push_pull(f: list[Any], max_payload: int) -> Message:
+    if type(f[2]) is not list:
+        raise _Bad
+    members = tuple([_entry(row) for row in f[2]])
+    return PushPull(_bool(f[1]), members, _bytes(f[3], max_payload))
+
+
+def _user_stream(f: list[Any], max_payload: int) -> Message:
+    return UserStream(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload))
+
+
+def _push_pull_final(f: list[Any], max_payload: int) -> Message:
+    return PushPullFinal(_bytes(f[1], max_payload))
+
+
+_DECODERS: dict[int, tuple[int, Callable[[list[Any], int], Message]]] = {
+    # type: (fields needed, decoder)
+    MsgType.PING: (3, _ping),
+    MsgType.INDIRECT_PING: (6, _indirect_ping),
+    MsgType.ACK: (2, _ack),
+    MsgType.NACK: (2, _nack),
+    MsgType.SUSPECT: (4, _suspect),
+    MsgType.ALIVE: (6, _alive),
+    MsgType.DEAD: (4, _dead),
+    MsgType.USER: (4, _user),
+    MsgType.PUSH_PULL: (4, _push_pull),
+    MsgType.USER_STREAM: (4, _user_stream),
+    MsgType.PUSH_PULL_FINAL: (2, _push_pull_final),
+}
+
+
 def _message(f: list[Any], max_payload: int) -> Message | None:
     """Build a message from a decoded array; None for a type this version does not know.
     Trailing extra fields are ignored (a newer version may append fields)."""
     kind = f[0] if f else None
     if type(kind) is not int:
         raise _Bad
-    n = len(f)
-    match kind:
-        case MsgType.PING if n >= 3:
-            return Ping(_uint(f[1], MAX_U32), _key(f[2]))
-        case MsgType.INDIRECT_PING if n >= 6:
-            return IndirectPing(_uint(f[1], MAX_U32), _key(f[2]), _addr(f[3], f[4]), _bool(f[5]))
-        case MsgType.ACK if n >= 2:
-            return Ack(_uint(f[1], MAX_U32))
-        case MsgType.NACK if n >= 2:
-            return Nack(_uint(f[1], MAX_U32))
-        case MsgType.SUSPECT if n >= 4:
-            return Suspect(_uint(f[1], MAX_U64), _key(f[2]), _key(f[3]))
-        case MsgType.ALIVE if n >= 6:
-            return Alive(
-                _uint(f[1], MAX_U64), _key(f[2]), _addr(f[3], f[4]), _bytes(f[5], META_MAX)
-            )
-        case MsgType.DEAD if n >= 4:
-            return Dead(_uint(f[1], MAX_U64), _key(f[2]), _key(f[3]))
-        case MsgType.USER if n >= 4:
-            if type(f[1]) is not bytes or len(f[1]) != ID_LEN:
-                raise _Bad
-            return User(f[1], _key(f[2]), _bytes(f[3], max_payload))
-        case MsgType.PUSH_PULL if n >= 4:
-            if type(f[2]) is not list:
-                raise _Bad
-            members = tuple(_entry(row) for row in f[2])
-            return PushPull(_bool(f[1]), members, _bytes(f[3], max_payload))
-        case MsgType.USER_STREAM if n >= 4:
-            if type(f[1]) is not bytes or len(f[1]) != ID_LEN:
-                raise _Bad
-            return UserStream(f[1], _key(f[2]), _bytes(f[3], max_payload))
-        case MsgType.PUSH_PULL_FINAL if n >= 2:
-            return PushPullFinal(_bytes(f[1], max_payload))
-        case _ if kind in MsgType._value2member_map_:
-            raise _Bad  # a known type with too few fields
-    return None
+    entry = _DECODERS.get(kind)
+    if entry is None:
+        return None
+    needed, decode = entry
+    if len(f) < needed:
+        raise _Bad  # a known type with too few fields
+    return decode(f, max_payload)
 
 
 def _unpack(data: bytes) -> Any:
