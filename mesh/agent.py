@@ -47,6 +47,7 @@ from mesh.events import (
     MemberDead,
     MemberJoined,
     MemberLeft,
+    MemberRemoved,
     MemberSuspect,
     MemberUpdated,
 )
@@ -60,6 +61,7 @@ _EVENT_NAMES: dict[type, str] = {
     MemberDead: "dead",
     MemberLeft: "left",
     MemberUpdated: "updated",
+    MemberRemoved: "removed",
 }
 _OUTPUT_LINES = 4096
 _MAX_COMMAND = 1 << 20
@@ -247,7 +249,10 @@ class Agent:
         except (OSError, ValueError) as exc:
             self.out.emit({"event": "error", "message": f"members file not reloaded: {exc}"})
             return
+        revoked = self.delegate.keys - keys
         self.delegate.keys = keys
+        for key in revoked:
+            self.node.forget(key)
         self.out.emit({"event": "members_reloaded", "count": len(keys)})
 
     async def _commands(self) -> None:

@@ -29,7 +29,7 @@ class MeshConfig:
     """Members asked to probe for us (ping-req) when the direct probe fails."""
 
     suspicion_mult: float = 4.0
-    """Suspicion timeout = suspicion_mult * log10(max(1, N)) * probe_interval, at least."""
+    """Suspicion timeout = suspicion_mult * max(1, log10(N)) * probe_interval, at least."""
 
     suspicion_max_timeout_mult: float = 6.0
     """Lifeguard: a fresh suspicion lasts this many times the minimum; independent
@@ -101,8 +101,10 @@ class MeshConfig:
                 raise ValueError(f"{f.name} must be a number >= 0, not {value!r}")
         if self.probe_timeout > self.probe_interval:
             raise ValueError("probe_timeout must not exceed probe_interval")
-        if self.mtu < 512:
-            raise ValueError("mtu must be at least 512 bytes")
+        if not 512 <= self.mtu <= 65507:
+            raise ValueError("mtu must be between 512 and 65507 bytes")
+        if not 1024 <= self.max_frame < 2**32:
+            raise ValueError("max_frame must be between 1 KiB and 4 GiB")
         for name in ("probe_interval", "gossip_interval", "gossip_nodes", "retransmit_mult"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")

@@ -83,6 +83,7 @@ class _Probe:
     start: float
     nacks_expected: int = 0
     nacks: int = 0
+    relays: tuple[bytes, ...] = ()
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class _Relay:
     requester_addr: Address
     seq: int
     nack: bool
+    target: bytes
 
 
 _Timer = tuple[float, int, Callable[[float], None]]
@@ -195,6 +197,8 @@ class MeshCore:
     def set_meta(self, now: float, meta: bytes) -> None:
         """Publish new metadata (bumps this node's incarnation)."""
         self._check_meta(meta)
+        if self.leaving:
+            raise LocalProtocolError("this node is leaving; its metadata can no longer change")
         self._bump(now, self.incarnation + 1, meta=meta)
 
     def broadcast(self, now: float, payload: bytes) -> bytes:
@@ -245,9 +249,7 @@ class MeshCore:
     def assume_members(self, now: float, members: Iterable[Member]) -> None:
         """Start from a known, converged view (simulations of a running fleet); emits
         no events and queues no broadcasts."""
-        for member in members:
-            if member.key != self.key:
-                self.table.put(member)
+        self.table.put_many([m for m in members if m.key != self.key])
         self._schedule_push_pull(now)
 
     # ------------------------------------------------------------------ timers
@@ -311,6 +313,7 @@ class MeshCore:
         for relay in relays:
             self._send(relay, [msg])
         probe.nacks_expected = len(relays) if nack else 0
+        probe.relays = tuple(r.key for r in relays)
         self.stats.indirect_probes += len(relays)
         if self.config.tcp_fallback_ping:
             # UDP may be lossy or filtered where TCP gets through (as memberlist does).
@@ -331,10 +334,18 @@ class MeshCore:
             self._on_suspect(now, wire.Suspect(target.incarnation, target.key, self.key))
 
     def _on_ack(self, now: float, sender: bytes, seq: int) -> None:
-        pending = self._pending.pop(seq, None)
+        pending = self._pending.get(seq)
         if pending is None:
             self.stats.late_acks += 1
             return
+        # Only the probed member (or a relay we asked) may answer for it.
+        expected = (
+            (pending.target,) if isinstance(pending, _Relay) else (pending.target, *pending.relays)
+        )
+        if sender not in expected:
+            self.stats.drop(DropReason.UNEXPECTED)
+            return
+        del self._pending[seq]
         if isinstance(pending, _Relay):
             ack = wire.encode(wire.Ack(pending.seq))
             self._send_to(pending.requester, pending.requester_addr, [ack])
@@ -361,7 +372,7 @@ class MeshCore:
             self._send_to(sender, source, [wire.encode(wire.Ack(msg.seq))])
             return
         seq = self._next_seq()
-        self._pending[seq] = _Relay(sender, source, msg.seq, msg.nack)
+        self._pending[seq] = _Relay(sender, source, msg.seq, msg.nack, msg.target)
         self._send_to(msg.target, msg.addr, [wire.encode(wire.Ping(seq, msg.target))])
 
         def expire(_: float) -> None:
@@ -459,8 +470,7 @@ class MeshCore:
 
     def _on_dead(self, now: float, msg: wire.Dead) -> None:
         if msg.node == self.key:
-            if not self.leaving:
-                self._accused(now, msg.incarnation, msg.sender)
+            self._accused(now, msg.incarnation, msg.sender)
             return
         old = self.table.get(msg.node)
         if old is None or msg.incarnation < old.incarnation:
@@ -481,6 +491,8 @@ class MeshCore:
 
     def _accused(self, now: float, incarnation: int, accuser: bytes) -> None:
         """Someone suspects us or declared us dead."""
+        if self.leaving:
+            return  # refuting would undo our own leave announcement
         if incarnation >= self.incarnation:
             self._refute(now, incarnation, accuser)
         elif (m := self.table.get(accuser)) is not None and accuser != self.key:
@@ -668,7 +680,7 @@ class MeshCore:
 
     def _reconnect_round(self, now: float) -> None:
         self._at(now + self.config.reconnect_interval, self._reconnect_round)
-        if self.leaving:
+        if self.leaving or self.table.count(MemberState.DEAD) == 0:
             return
         horizon = now - self.config.reconnect_timeout
 

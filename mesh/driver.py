@@ -258,6 +258,12 @@ class MeshNode:
         self._flush()
         return bid
 
+    def forget(self, key: bytes) -> None:
+        """Remove a member whose membership was revoked (the delegate must already
+        refuse it); its datagrams stop opening and gossip about it is ignored."""
+        self._live_core().forget(trio.current_time(), key)
+        self._flush()
+
     def set_meta(self, meta: bytes) -> None:
         """Publish new metadata (:class:`~mesh.errors.MetaTooLarge` over 512 bytes)."""
         self._live_core().set_meta(trio.current_time(), meta)

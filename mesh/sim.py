@@ -261,6 +261,11 @@ class Simulation:
             for item in backlog:
                 self._deliver_now(node, item)
 
+    def flush(self, i: int) -> None:
+        """Put on the network what node ``i``'s core produced after a direct command
+        (``sim.nodes[i].core.broadcast(...)``, ``leave``, ``set_meta``, ``join``)."""
+        self._after_input(self.nodes[i])
+
     def _after_input(self, node: SimNode) -> None:
         """Collect what the core produced and put it on the network."""
         core = node.core

@@ -64,6 +64,16 @@ class MemberTable:
         self._counts[member.state] += 1
         return old
 
+    def put_many(self, members: list[Member]) -> None:
+        """Insert many new records at once (one shuffle instead of one insert each)."""
+        fresh = [m for m in members if m.key not in self._members]
+        for member in fresh:
+            self._members[member.key] = member
+            self._counts[member.state] += 1
+        self._ring.extend(m.key for m in fresh if m.key != self.local_key)
+        self._rng.shuffle(self._ring)
+        self._next = 0
+
     def remove(self, key: bytes) -> None:
         """Forget a member entirely."""
         old = self._members.pop(key, None)

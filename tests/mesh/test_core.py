@@ -53,7 +53,7 @@ def test_nodes_join_from_nothing_through_one_seed() -> None:
     rec = Recorder(sim)
     for node in sim.nodes[1:]:
         node.core.join(sim.now, [sim.nodes[0].addr])
-        sim._after_input(node)
+        sim.flush(node.index)
     sim.run_until(10)
     assert sim.views_agree()
     # Every node saw the 7 others join, once each.
@@ -67,7 +67,7 @@ def test_a_broadcast_is_delivered_once_to_every_other_node() -> None:
     rec = Recorder(sim)
     sim.run_until(1)
     sim.nodes[5].core.broadcast(sim.now, b"edit-1")
-    sim._after_input(sim.nodes[5])
+    sim.flush(5)
     sim.run_until(6)
     deliveries = rec.of(BroadcastDelivered)
     assert sorted(i for i, _, _ in deliveries) == [i for i in range(12) if i != 5]
@@ -82,7 +82,7 @@ def test_a_broadcast_too_large_for_a_datagram_travels_over_tcp() -> None:
     big = bytes(range(256)) * 40  # 10 KB
     assert len(big) > sim.nodes[0].core.max_user_datagram()
     sim.nodes[0].core.broadcast(sim.now, big)
-    sim._after_input(sim.nodes[0])
+    sim.flush(0)
     sim.run_until(3)
     assert sorted(i for i, _, _ in rec.of(BroadcastDelivered)) == [1, 2, 3, 4, 5]
     assert sum(n.core.stats.streams_opened for n in sim.nodes) >= 3
@@ -132,7 +132,7 @@ def test_a_graceful_leave_is_seen_as_left_not_dead() -> None:
     rec = Recorder(sim)
     sim.run_until(1)
     sim.nodes[3].core.leave(sim.now)
-    sim._after_input(sim.nodes[3])
+    sim.flush(3)
     sim.run_until(2)
     sim.kill(3)  # the process exits after leaving
     sim.run_until(30)
@@ -145,9 +145,10 @@ def test_a_suspect_that_answers_refutes_and_is_never_declared_dead() -> None:
     cfg = MeshConfig.local()
     sim = Simulation(8, seed=9, config=cfg)
     rec = Recorder(sim)
-    sim.run_until(1)
-    sim.stall(6, 2.0)  # shorter than the minimum suspicion timeout (3 s)
-    sim.run_until(30)
+    for start in (1.0, 11.0, 21.0):
+        sim.run_until(start)
+        sim.stall(6, 2.5)  # shorter than the minimum suspicion timeout (3 s)
+    sim.run_until(40)
     assert rec.of(MemberSuspect, sim.nodes[6].key)
     assert rec.of(MemberAlive, sim.nodes[6].key)
     assert not rec.of(MemberDead)
@@ -172,7 +173,7 @@ def test_metadata_update_reaches_everyone_and_bumps_the_incarnation() -> None:
     rec = Recorder(sim)
     core = sim.nodes[1].core
     core.set_meta(sim.now, b"rev=9f3c")
-    sim._after_input(sim.nodes[1])
+    sim.flush(1)
     sim.run_until(5)
     updates = rec.of(MemberUpdated, sim.nodes[1].key)
     assert sorted(i for i, _, _ in updates) == [0, 2, 3, 4]

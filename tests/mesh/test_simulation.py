@@ -36,7 +36,7 @@ async def test_a_broadcast_reaches_every_one_of_1000_nodes(
     start = trio.current_time()
     assert start == pytest.approx(sim.now)
     sim.nodes[17].core.broadcast(sim.now, b"vhost shop.example.test updated")
-    sim._after_input(sim.nodes[17])
+    sim.flush(17)
     await sim.run(5.0)
     assert sorted(got) == [i for i in range(N) if i != 17]
     # Virtual time moved with trio's clock, and no wall-clock second was slept.
