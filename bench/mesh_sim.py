@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-eager-push", action="store_true", help="gossip rounds only")
     parser.add_argument("--latency-ms", type=float, nargs=2, default=(1.0, 5.0))
-    parser.add_argument("--window", type=float, default=6.0, help="virtual seconds per broadcast")
+    parser.add_argument("--window", type=float, default=3.0, help="virtual seconds per broadcast")
     args = parser.parse_args()
 
     wall = time.perf_counter()
