@@ -594,7 +594,7 @@ class MeshCore:
         payload = wire.compound([*messages, *extra])
         data = self.seal.seal(key, payload)
         self._out.append((addr, data))
-        self.stats.sent(len(data), len(messages) + len(extra))
+        self.stats.sent(len(data), [*messages, *extra])
         return True
 
     def receive_datagram(self, now: float, source: Address, data: bytes) -> None:

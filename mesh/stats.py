@@ -7,11 +7,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from mesh.errors import DropReason
+from mesh.wire import MsgType
 
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Upper bounds (seconds) of the probe round-trip histogram; the last bucket is +Inf."""
 
 
+_TYPE_NAMES = {t.value: t.name.lower() for t in MsgType}
 _NAMES: dict[type, str] = {}
 
 
@@ -29,7 +31,7 @@ class Stats:
     bytes_in: int = 0
     bytes_out: int = 0
     messages_in: Counter[str] = field(default_factory=Counter)
-    messages_out: int = 0
+    messages_out: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
     probes: int = 0
     probe_failures: int = 0
@@ -60,11 +62,15 @@ class Stats:
         self.packets_in += 1
         self.bytes_in += size
 
-    def sent(self, size: int, messages: int) -> None:
-        """Count one datagram out carrying ``messages`` messages."""
+    def sent(self, size: int, messages: list[bytes]) -> None:
+        """Count one datagram out and its (encoded) messages by type."""
         self.packets_out += 1
         self.bytes_out += size
-        self.messages_out += messages
+        out = self.messages_out
+        for m in messages:
+            # An encoded message is a msgpack array whose first element, the type, is a
+            # positive fixint: the type is the second byte.
+            out[_TYPE_NAMES.get(m[1], "unknown")] += 1
 
     def message_in(self, msg: object) -> None:
         """Count one decoded message by type."""
