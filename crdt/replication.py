@@ -1,0 +1,190 @@
+"""Replication glue: pycrdt documents over mesh/ broadcasts and anti-entropy.
+
+A :class:`Replicator` is the :class:`mesh.Delegate` of a node. It owns nothing of the
+network; it turns documents into payloads and payloads back into documents:
+
+- **Eager path.** Each local commit's update (``PersistedDoc.commit``, durable before it
+  returns) becomes one broadcast payload, :meth:`Replicator.publish`; mesh/ pushes it at
+  once and gossips it (over TCP when it does not fit a datagram). A delivered payload is
+  applied and persisted by :meth:`Replicator.deliver`.
+- **Anti-entropy.** In mesh/'s three-leg push-pull the initiator sends the state vector
+  of every document it replicates; the responder answers with what the initiator lacks
+  (zlib-compressed) plus its own state vectors; the initiator applies that and sends
+  back what the responder lacks. A document is only ever sent to a node that named it,
+  so a node that does not replicate a workspace never receives that workspace's
+  document through this path.
+- **Out of order.** An update whose dependencies have not arrived is kept by pycrdt as
+  pending inside the document (and persisted as received); it is integrated when the
+  missing updates come, by broadcast or anti-entropy.
+
+Payloads are msgpack. Anything undecodable from a peer is dropped and counted, never
+raised. Audience-limited broadcasts (workspace updates reaching only the nodes that
+serve the workspace) need mesh/ support that does not exist yet: today a workspace
+update broadcast reaches every node, and nodes that do not replicate the document ignore
+it (counted as ``not_replicated``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from crdt.store import PersistedDoc
+
+VERSION = 1
+MAX_INFLATED = 256 * 1024 * 1024
+"""Largest decompressed anti-entropy payload accepted (a zip bomb stops here)."""
+
+
+class Replicator:
+    """The documents this node replicates, as seen by mesh/ (implements mesh.Delegate)."""
+
+    def __init__(self, is_member: Callable[[bytes], bool]) -> None:
+        self._is_member = is_member
+        self.docs: dict[str, PersistedDoc] = {}
+        self.drops: Counter[str] = Counter()
+        self.applied = 0
+
+    def replicate(self, name: str, doc: PersistedDoc) -> None:
+        """Start replicating ``doc`` under ``name`` (the store and wire name)."""
+        self.docs[name] = doc
+
+    # ------------------------------------------------------------------ eager path
+
+    @staticmethod
+    def publish(name: str, update: bytes) -> bytes:
+        """The broadcast payload carrying one committed update of document ``name``."""
+        return msgpack.packb([VERSION, name, update], use_bin_type=True)
+
+    def deliver(self, payload: bytes) -> None:
+        """Apply a broadcast payload from a peer (durably); bad payloads are counted."""
+        fields = _unpack(payload)
+        if (
+            not isinstance(fields, list)
+            or len(fields) < 3
+            or fields[0] != VERSION
+            or not isinstance(fields[1], str)
+            or not isinstance(fields[2], bytes)
+        ):
+            self.drops["malformed"] += 1
+            return
+        doc = self.docs.get(fields[1])
+        if doc is None:
+            self.drops["not_replicated"] += 1
+            return
+        self._apply(doc, fields[2])
+
+    def _apply(self, doc: PersistedDoc, update: bytes) -> None:
+        try:
+            doc.apply_remote(update)
+        except (ValueError, RuntimeError):
+            # pycrdt refuses an update it cannot decode: a peer's bug, not ours.
+            self.drops["bad_update"] += 1
+            return
+        self.applied += 1
+
+    # ------------------------------------------------------------------ mesh.Delegate
+
+    def is_member(self, key: bytes) -> bool:
+        """Whether ``key`` may take part in the mesh."""
+        return self._is_member(key)
+
+    def local_state(self, peer: bytes, join: bool) -> bytes:
+        """First leg: the state vector of every document replicated here."""
+        return msgpack.packb({"sv": self._state_vectors()}, use_bin_type=True)
+
+    def merge_remote_state(self, peer: bytes, payload: bytes, join: bool) -> bytes:
+        """Second leg: what the initiator lacks, and our state vectors."""
+        theirs = self._read_svs(payload)
+        reply = {"sv": self._state_vectors(), "diff": self._diffs(theirs)}
+        return msgpack.packb(reply, use_bin_type=True)
+
+    def merge_reply(self, peer: bytes, payload: bytes, join: bool) -> bytes:
+        """Third leg: apply what we lacked; return what the responder lacks."""
+        message = _unpack(payload)
+        if not isinstance(message, dict):
+            self.drops["malformed"] += 1
+            return b""
+        self._apply_diffs(message.get("diff"))
+        theirs = self._read_svs(payload)
+        diffs = self._diffs(theirs)
+        return msgpack.packb({"diff": diffs}, use_bin_type=True) if diffs else b""
+
+    def merge_final(self, peer: bytes, payload: bytes) -> None:
+        """The responder's last leg: apply what it lacked."""
+        if not payload:
+            return
+        message = _unpack(payload)
+        if not isinstance(message, dict):
+            self.drops["malformed"] += 1
+            return
+        self._apply_diffs(message.get("diff"))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _state_vectors(self) -> dict[str, bytes]:
+        return {name: doc.doc.get_state() for name, doc in self.docs.items()}
+
+    def _read_svs(self, payload: bytes) -> dict[str, bytes]:
+        message = _unpack(payload)
+        svs = message.get("sv") if isinstance(message, dict) else None
+        if not isinstance(svs, dict):
+            self.drops["malformed"] += 1
+            return {}
+        return {k: v for k, v in svs.items() if isinstance(k, str) and isinstance(v, bytes)}
+
+    def _diffs(self, theirs: dict[str, bytes]) -> dict[str, bytes]:
+        """For each document both sides replicate, what the peer lacks, compressed."""
+        out = {}
+        for name, sv in theirs.items():
+            doc = self.docs.get(name)
+            if doc is None:
+                continue
+            try:
+                missing = doc.doc.get_update(sv)
+            except (ValueError, RuntimeError):
+                self.drops["bad_state_vector"] += 1
+                continue
+            if missing != _EMPTY_UPDATE:
+                out[name] = zlib.compress(missing, 6)
+        return out
+
+    def _apply_diffs(self, diffs: Any) -> None:
+        if not isinstance(diffs, dict):
+            return
+        for name, blob in diffs.items():
+            doc = self.docs.get(name) if isinstance(name, str) else None
+            if doc is None or not isinstance(blob, bytes):
+                self.drops["not_replicated" if doc is None else "malformed"] += 1
+                continue
+            update = _inflate(blob)
+            if update is None:
+                self.drops["malformed"] += 1
+                continue
+            self._apply(doc, update)
+
+
+_EMPTY_UPDATE = b"\x00\x00"
+"""What get_update returns when the peer already has everything."""
+
+
+def _unpack(payload: bytes) -> Any:
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=True, max_ext_len=0)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return None
+
+
+def _inflate(blob: bytes) -> bytes | None:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(blob, MAX_INFLATED)
+    except zlib.error:
+        return None
+    if inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return out
