@@ -138,6 +138,8 @@ class MeshCore:
         self._streams: list[StreamRequest] = []
         self._events: list[Event] = []
         self._handlers = self._handler_table()
+        # Bytes of messages one sealed datagram of at most `mtu` bytes can carry.
+        self._room = config.mtu - seal.overhead - wire.COMPOUND_HEADER_MAX
         self._push_pull_generation = 0
         self._queue_alive()
         self._start_timers(now)
@@ -190,7 +192,7 @@ class MeshCore:
 
     def max_user_datagram(self) -> int:
         """Largest application payload that still travels in a datagram."""
-        return self.config.mtu - self.seal.overhead - wire.COMPOUND_HEADER_MAX - 64
+        return self._room - wire.USER_ENVELOPE
 
     # ------------------------------------------------------------------ commands
 
@@ -199,7 +201,7 @@ class MeshCore:
         self._check_meta(meta)
         if self.leaving:
             raise LocalProtocolError("this node is leaving; its metadata can no longer change")
-        self._bump(now, self.incarnation + 1, meta=meta)
+        self._bump(self.incarnation + 1, meta=meta)
 
     def broadcast(self, now: float, payload: bytes) -> bytes:
         """Send ``payload`` to every member once; returns the broadcast id."""
@@ -505,7 +507,7 @@ class MeshCore:
         self.stats.refutations += 1
         if self.config.lifeguard:
             self.awareness.apply(1)
-        self._bump(now, max(self.incarnation, incarnation) + 1)
+        self._bump(max(self.incarnation, incarnation) + 1)
         # Push the refutation at once, to the accuser and a few others, rather than wait
         # for gossip rounds: in a small mesh the retransmit limit is only 2 or 4.
         local = self.table.local
@@ -516,7 +518,7 @@ class MeshCore:
         for member in targets:
             self._send(member, [alive])
 
-    def _bump(self, now: float, incarnation: int, meta: bytes | None = None) -> None:
+    def _bump(self, incarnation: int, meta: bytes | None = None) -> None:
         local = self.table.local
         self.table.put(
             local.evolve(incarnation=incarnation, meta=local.meta if meta is None else meta)
@@ -553,7 +555,7 @@ class MeshCore:
     ) -> None:
         encoded = wire.encode(wire.User(bid, origin, payload))
         fanout = self.table.sample(self.config.gossip_nodes, _is_reachable, (self.key, *exclude))
-        if len(encoded) > self.max_user_datagram() + 64:
+        if len(encoded) > self._room:
             # Too large for a datagram: push it over TCP; anti-entropy repairs misses.
             stream = wire.encode(wire.UserStream(bid, origin, payload))
             for member in fanout:
@@ -585,8 +587,7 @@ class MeshCore:
 
     def _send_to(self, key: bytes, addr: Address, messages: list[bytes]) -> bool:
         """Seal ``messages`` plus piggybacked broadcasts for ``key``; False if empty."""
-        budget = self.config.mtu - self.seal.overhead - wire.COMPOUND_HEADER_MAX
-        budget -= sum(len(m) for m in messages)
+        budget = self._room - sum(len(m) for m in messages)
         limit = self.config.retransmit_limit(self.table.reachable)
         extra = self.queue.take(budget, 0, limit) if budget > 0 else []
         if not messages and not extra:

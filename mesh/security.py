@@ -127,6 +127,11 @@ class Seal(Protocol):
         """Bytes a sealed datagram adds to its payload."""
         ...
 
+    @property
+    def boot_epoch(self) -> int:
+        """This node's boot epoch, carried in every datagram it seals."""
+        ...
+
     def seal(self, peer_key: bytes, payload: bytes) -> bytes:
         """The datagram carrying ``payload`` to ``peer_key``."""
         ...

@@ -196,7 +196,7 @@ class Simulation:
     def restart(self, i: int, seeds: Iterable[int] = ()) -> None:
         """Start node ``i`` again with the same identity and a fresh state; join ``seeds``."""
         node = self.nodes[i]
-        epoch = node.core.seal.boot_epoch + 1 if hasattr(node.core.seal, "boot_epoch") else 2
+        epoch = node.core.seal.boot_epoch + 1
         node.core = self._core(i, epoch=epoch)
         node.up = True
         node.stalled_until = node.deaf_until = 0.0

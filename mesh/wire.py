@@ -215,6 +215,10 @@ def compound(encoded: Sequence[bytes]) -> bytes:
 COMPOUND_HEADER_MAX = 3
 """Bytes the compound's array header may take."""
 
+USER_ENVELOPE = 1 + 1 + (2 + ID_LEN) + (2 + KEY_LEN) + 3
+"""Bytes a USER message adds to a payload under 64 KiB: array header, type, id, origin
+and the payload's bin header."""
+
 
 # --- decoding ------------------------------------------------------------------------
 

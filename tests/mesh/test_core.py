@@ -232,3 +232,14 @@ def test_a_partition_heals_into_one_view() -> None:
     assert sim.views_agree()
     back = [t for _, e, t in rec.of(MemberJoined) if t > healed]
     assert back
+
+
+def test_the_largest_datagram_payload_goes_by_datagram_and_one_more_byte_by_tcp() -> None:
+    for extra, streams in ((0, 0), (1, 3)):
+        sim = Simulation(5, seed=15)
+        core = sim.nodes[0].core
+        core.broadcast(sim.now, b"p" * (core.max_user_datagram() + extra))
+        assert len(core.streams_to_open()) == streams
+        sent = core.datagrams_to_send()
+        assert all(len(data) <= core.config.mtu for _, data in sent)
+        assert (len(sent) > 0) == (streams == 0)
