@@ -99,7 +99,7 @@ class Replicator:
 
     def merge_remote_state(self, peer: bytes, payload: bytes, join: bool) -> bytes:
         """Second leg: what the initiator lacks, and our state vectors."""
-        theirs = self._read_svs(payload)
+        theirs = self._read_svs(_unpack(payload))
         reply = {"sv": self._state_vectors(), "diff": self._diffs(theirs)}
         return msgpack.packb(reply, use_bin_type=True)
 
@@ -110,8 +110,7 @@ class Replicator:
             self.drops["malformed"] += 1
             return b""
         self._apply_diffs(message.get("diff"))
-        theirs = self._read_svs(payload)
-        diffs = self._diffs(theirs)
+        diffs = self._diffs(self._read_svs(message))
         return msgpack.packb({"diff": diffs}, use_bin_type=True) if diffs else b""
 
     def merge_final(self, peer: bytes, payload: bytes) -> None:
@@ -129,8 +128,7 @@ class Replicator:
     def _state_vectors(self) -> dict[str, bytes]:
         return {name: doc.doc.get_state() for name, doc in self.docs.items()}
 
-    def _read_svs(self, payload: bytes) -> dict[str, bytes]:
-        message = _unpack(payload)
+    def _read_svs(self, message: Any) -> dict[str, bytes]:
         svs = message.get("sv") if isinstance(message, dict) else None
         if not isinstance(svs, dict):
             self.drops["malformed"] += 1
