@@ -203,12 +203,15 @@ class MeshCore:
             raise LocalProtocolError("this node is leaving; its metadata can no longer change")
         self._bump(self.incarnation + 1, meta=meta)
 
-    def broadcast(self, now: float, payload: bytes) -> bytes:
-        """Send ``payload`` to every member once; returns the broadcast id."""
+    def broadcast(self, now: float, payload: bytes, topic: str = "") -> bytes:
+        """Send ``payload`` once to every member, or with a ``topic`` only to the members
+        the delegate puts in its audience (``in_audience``); returns the broadcast id."""
+        if len(topic) > wire.MAX_TOPIC:
+            raise LocalProtocolError(f"a topic is at most {wire.MAX_TOPIC} characters")
         bid = self.rng.randbytes(wire.ID_LEN)
         self._remember(now, bid)
         self.stats.broadcasts_sent += 1
-        self._spread_user(now, bid, self.key, payload, exclude=())
+        self._spread_user(now, bid, self.key, payload, (), topic)
         return bid
 
     def join(self, now: float, seeds: Iterable[Address]) -> list[StreamRequest]:
@@ -551,31 +554,42 @@ class MeshCore:
                 break
 
     def _spread_user(
-        self, now: float, bid: bytes, origin: bytes, payload: bytes, exclude: tuple[bytes, ...]
+        self,
+        now: float,
+        bid: bytes,
+        origin: bytes,
+        payload: bytes,
+        exclude: tuple[bytes, ...],
+        topic: str,
     ) -> None:
-        encoded = wire.encode(wire.User(bid, origin, payload))
-        fanout = self.table.sample(self.config.gossip_nodes, _is_reachable, (self.key, *exclude))
+        encoded = wire.encode(wire.User(bid, origin, payload, topic))
+        target: Callable[[Member], bool] = _is_reachable
+        if topic:
+            in_audience = self.delegate.in_audience
+
+            def target(m: Member) -> bool:
+                return m.reachable and in_audience(m.key, topic)
+
+        fanout = self.table.sample(self.config.gossip_nodes, target, (self.key, *exclude))
         if len(encoded) > self._room:
             # Too large for a datagram: push it over TCP; anti-entropy repairs misses.
-            stream = wire.encode(wire.UserStream(bid, origin, payload))
+            stream = wire.encode(wire.UserStream(bid, origin, payload, topic))
             for member in fanout:
                 self._open_stream(StreamKind.USER, member.addr, member.key, stream)
             return
-        self.queue.push(encoded)
+        self.queue.push(encoded, topic=topic)
         if self.config.eager_push:
             for member in fanout:
                 self._send(member, [encoded])
 
-    def _on_user(
-        self, now: float, sender: bytes, bid: bytes, origin: bytes, payload: bytes
-    ) -> None:
-        if bid in self._seen:
+    def _on_user(self, now: float, sender: bytes, msg: wire.User | wire.UserStream) -> None:
+        if msg.id in self._seen:
             self.stats.duplicate_broadcasts += 1
             return
-        self._remember(now, bid)
+        self._remember(now, msg.id)
         self.stats.broadcasts_delivered += 1
-        self._events.append(BroadcastDelivered(origin, bid, payload))
-        self._spread_user(now, bid, origin, payload, exclude=(sender, origin))
+        self._events.append(BroadcastDelivered(msg.origin, msg.id, msg.payload, msg.topic))
+        self._spread_user(now, msg.id, msg.origin, msg.payload, (sender, msg.origin), msg.topic)
 
     def _remember(self, now: float, bid: bytes) -> None:
         self._seen[bid] = now + self.config.broadcast_dedup
@@ -589,7 +603,7 @@ class MeshCore:
         """Seal ``messages`` plus piggybacked broadcasts for ``key``; False if empty."""
         budget = self._room - sum(len(m) for m in messages)
         limit = self.config.retransmit_limit(self.table.reachable)
-        extra = self.queue.take(budget, 0, limit) if budget > 0 else []
+        extra = self.queue.take(budget, 0, limit, self._wants(key)) if budget > 0 else []
         if not messages and not extra:
             return False
         payload = wire.compound([*messages, *extra])
@@ -597,6 +611,10 @@ class MeshCore:
         self._out.append((addr, data))
         self.stats.sent(len(data), [*messages, *extra])
         return True
+
+    def _wants(self, key: bytes) -> Callable[[str], bool]:
+        in_audience = self.delegate.in_audience
+        return lambda topic: in_audience(key, topic)
 
     def receive_datagram(self, now: float, source: Address, data: bytes) -> None:
         """Handle one datagram from ``source``. Bad input is dropped and counted."""
@@ -634,9 +652,7 @@ class MeshCore:
             wire.Ack: lambda now, sender, _a, m: self._on_ack(now, sender, m.seq),
             wire.IndirectPing: self._on_indirect_ping,
             wire.Nack: lambda _n, _s, _a, m: self._on_nack(m.seq),
-            wire.User: lambda now, sender, _a, m: self._on_user(
-                now, sender, m.id, m.origin, m.payload
-            ),
+            wire.User: lambda now, sender, _a, m: self._on_user(now, sender, m),
         }
 
     # ------------------------------------------------------------------ streams (TCP)
@@ -718,8 +734,8 @@ class MeshCore:
                 self._merge(now, peer, rows)
                 reply_app = self.delegate.merge_remote_state(peer, app, join)
                 return wire.encode(wire.PushPull(False, self._table_rows(), reply_app))
-            case wire.UserStream(bid, origin, payload):
-                self._on_user(now, peer, bid, origin, payload)
+            case wire.UserStream():
+                self._on_user(now, peer, msg)
                 return None
             case wire.Ping(seq, target) if target == self.key:
                 return wire.encode(wire.Ack(seq))

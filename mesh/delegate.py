@@ -13,6 +13,11 @@ class Delegate(Protocol):
         """Whether ``key`` (an Ed25519 public key) may take part in the mesh now."""
         ...
 
+    def in_audience(self, peer: bytes, topic: str) -> bool:
+        """Whether a broadcast on ``topic`` (never empty) should reach ``peer``. A node
+        sends and relays topic broadcasts only to members for which this is true."""
+        ...
+
     def local_state(self, peer: bytes, join: bool) -> bytes:
         """Anti-entropy, first leg (initiator): the application's summary for ``peer``,
         e.g. state vectors. ``join`` is true when this node is joining through ``peer``."""
@@ -42,6 +47,9 @@ class StaticMembers:
 
     def is_member(self, key: bytes) -> bool:
         return self.allow_all or key in self.keys
+
+    def in_audience(self, peer: bytes, topic: str) -> bool:
+        return True
 
     def local_state(self, peer: bytes, join: bool) -> bytes:
         return b""

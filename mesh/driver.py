@@ -252,9 +252,10 @@ class MeshNode:
 
     # ------------------------------------------------------------------ commands
 
-    def broadcast(self, payload: bytes) -> bytes:
-        """Send ``payload`` to every member once; returns the broadcast id."""
-        bid = self._live_core().broadcast(trio.current_time(), payload)
+    def broadcast(self, payload: bytes, topic: str = "") -> bytes:
+        """Send ``payload`` once to every member, or only to the audience of ``topic``
+        (see :meth:`mesh.Delegate.in_audience`); returns the broadcast id."""
+        bid = self._live_core().broadcast(trio.current_time(), payload, topic)
         self._flush()
         return bid
 

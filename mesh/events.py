@@ -56,6 +56,8 @@ class BroadcastDelivered:
     origin: bytes
     broadcast_id: bytes
     payload: bytes
+    topic: str = ""
+    """The audience it was sent to; empty for every member."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,9 @@ _MIN_MESSAGE = 8
 _MAX_MISSES = 16
 """Give up filling after this many queued messages that did not fit: a long queue must
 not make every datagram cost a scan of all of it."""
+_MAX_SCAN = 256
+"""Look at no more queued messages than this per datagram (topic messages the recipient
+is not in the audience of are passed over, and must not make a scan unbounded)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -24,6 +27,7 @@ class _Item:
     order: int
     transmits: int = 0
     on_done: Callable[[], None] | None = field(default=None)
+    topic: str = ""
 
 
 class BroadcastQueue:
@@ -40,13 +44,18 @@ class BroadcastQueue:
         return self._len
 
     def push(
-        self, data: bytes, key: bytes | None = None, on_done: Callable[[], None] | None = None
+        self,
+        data: bytes,
+        key: bytes | None = None,
+        on_done: Callable[[], None] | None = None,
+        topic: str = "",
     ) -> None:
-        """Queue an encoded message; ``key`` names what it is about (invalidation)."""
+        """Queue an encoded message; ``key`` names what it is about (invalidation);
+        ``topic`` limits who it may be sent to (see :meth:`take`)."""
         if key is not None and (old := self._by_key.pop(key, None)) is not None:
             self._remove(old)
         self._order += 1
-        item = _Item(key, data, self._order, 0, on_done)
+        item = _Item(key, data, self._order, 0, on_done, topic)
         self._buckets.setdefault(0, {})[item.order] = item
         if key is not None:
             self._by_key[key] = item
@@ -59,16 +68,28 @@ class BroadcastQueue:
             del self._buckets[item.transmits]
         self._len -= 1
 
-    def take(self, budget: int, overhead: int, limit: int) -> list[bytes]:
+    def take(
+        self,
+        budget: int,
+        overhead: int,
+        limit: int,
+        wants: Callable[[str], bool] | None = None,
+    ) -> list[bytes]:
         """Messages fitting in ``budget`` bytes (each costing ``overhead`` more), fewest
         transmissions first, newest first among equals. Each counts as one transmission;
-        one sent ``limit`` times leaves the queue."""
+        one sent ``limit`` times leaves the queue. A message with a topic is taken only
+        when ``wants(topic)`` (the recipient is in its audience)."""
         out: list[bytes] = []
         taken: list[_Item] = []
         misses = 0
+        scanned = 0
         for transmits in sorted(self._buckets):
             bucket = self._buckets[transmits]
             for item in reversed(bucket.values()):
+                if (scanned := scanned + 1) > _MAX_SCAN:
+                    break
+                if item.topic and (wants is None or not wants(item.topic)):
+                    continue
                 cost = len(item.data) + overhead
                 if cost <= budget:
                     budget -= cost
@@ -76,7 +97,7 @@ class BroadcastQueue:
                     taken.append(item)
                 elif (misses := misses + 1) >= _MAX_MISSES:
                     break
-            if budget < _MIN_MESSAGE + overhead or misses >= _MAX_MISSES:
+            if budget < _MIN_MESSAGE + overhead or misses >= _MAX_MISSES or scanned > _MAX_SCAN:
                 break
         for item in taken:
             self._remove(item)

@@ -107,11 +107,16 @@ class Dead:
 
 @dataclass(frozen=True, slots=True)
 class User:
-    """An application broadcast, delivered once per ``id`` on every node."""
+    """An application broadcast, delivered once per ``id`` on every node of its audience.
+
+    ``topic`` names the audience (empty: every member); it is encoded as a trailing
+    fifth field only when non-empty, so a broadcast to everyone is unchanged on the wire.
+    """
 
     id: bytes
     origin: bytes
     payload: bytes
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +146,7 @@ class UserStream:
     id: bytes
     origin: bytes
     payload: bytes
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +187,15 @@ def _fields(msg: Message) -> list[Any]:
             return [MsgType.ALIVE, inc, node, host, port, meta]
         case Dead(inc, node, sender):
             return [MsgType.DEAD, inc, node, sender]
-        case User(id_, origin, payload):
-            return [MsgType.USER, id_, origin, payload]
+        case User(id_, origin, payload, topic):
+            return [MsgType.USER, id_, origin, payload, *_topic_field(topic)]
         case PushPull(join, members, app):
             rows = [
                 [m.key, m.addr[0], m.addr[1], m.incarnation, int(m.state), m.meta] for m in members
             ]
             return [MsgType.PUSH_PULL, join, rows, app]
-        case UserStream(id_, origin, payload):
-            return [MsgType.USER_STREAM, id_, origin, payload]
+        case UserStream(id_, origin, payload, topic):
+            return [MsgType.USER_STREAM, id_, origin, payload, *_topic_field(topic)]
         case PushPullFinal(app):
             return [MsgType.PUSH_PULL_FINAL, app]
     raise TypeError(f"not a message: {msg!r}")  # pragma: no cover - exhaustive match
@@ -217,7 +223,22 @@ COMPOUND_HEADER_MAX = 3
 
 USER_ENVELOPE = 1 + 1 + (2 + ID_LEN) + (2 + KEY_LEN) + 3
 """Bytes a USER message adds to a payload under 64 KiB: array header, type, id, origin
-and the payload's bin header."""
+and the payload's bin header (plus :func:`topic_overhead` for a topic)."""
+
+MAX_TOPIC = 128
+"""Longest broadcast topic, in characters (a topic is ASCII in practice)."""
+
+
+def _topic_field(topic: str) -> list[str]:
+    return [topic] if topic else []
+
+
+def topic_overhead(topic: str) -> int:
+    """Bytes a topic adds to a USER message (its msgpack str, header included)."""
+    if not topic:
+        return 0
+    n = len(topic.encode())
+    return n + (1 if n < 32 else 2)
 
 
 # --- decoding ------------------------------------------------------------------------
@@ -313,8 +334,17 @@ def _id(v: Any) -> bytes:
     return v
 
 
+def _topic(f: list[Any]) -> str:
+    if len(f) < 5:
+        return ""
+    v = f[4]
+    if type(v) is not str or not 0 < len(v) <= MAX_TOPIC:
+        raise _Bad
+    return v
+
+
 def _user(f: list[Any], max_payload: int) -> Message:
-    return User(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload))
+    return User(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload), _topic(f))
 
 
 def _push_pull(f: list[Any], max_payload: int) -> Message:
@@ -325,7 +355,7 @@ def _push_pull(f: list[Any], max_payload: int) -> Message:
 
 
 def _user_stream(f: list[Any], max_payload: int) -> Message:
-    return UserStream(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload))
+    return UserStream(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload), _topic(f))
 
 
 def _push_pull_final(f: list[Any], max_payload: int) -> Message:

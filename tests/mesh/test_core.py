@@ -13,7 +13,6 @@ from mesh.delegate import StaticMembers
 from mesh.errors import LocalProtocolError, MetaTooLarge
 from mesh.events import (
     BroadcastDelivered,
-    Event,
     MemberAlive,
     MemberDead,
     MemberJoined,
@@ -25,22 +24,7 @@ from mesh.member import MemberState
 from mesh.security import PlainSeal
 from mesh.sim import Simulation
 from mesh.suspicion import suspicion_bounds
-
-
-class Recorder:
-    """Every event of a simulation, with the node and time it happened at."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self.events: list[tuple[int, Event, float]] = []
-        sim.hooks.append(lambda i, e, t: self.events.append((i, e, t)))
-
-    def of(self, kind: type, about: bytes | None = None) -> list[tuple[int, Event, float]]:
-        return [
-            (i, e, t)
-            for i, e, t in self.events
-            if isinstance(e, kind)
-            and (about is None or (not isinstance(e, BroadcastDelivered) and e.member.key == about))
-        ]
+from tests.mesh.recorder import Recorder
 
 
 def state_of(sim: Simulation, viewer: int, subject: int) -> MemberState | None:
