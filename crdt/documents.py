@@ -68,6 +68,7 @@ __all__ = [
     "WorkspaceDocument",
     "WorkspaceRead",
     "workspace_document",
+    "workspace_of",
 ]
 
 E = TypeVar("E", bound=Entity)
@@ -79,7 +80,17 @@ MESH_DOCUMENT = "mesh"
 
 def workspace_document(workspace_id: str) -> str:
     """Name of a workspace's document: ``workspace:<id>``."""
-    return f"workspace:{workspace_id}"
+    return f"{_WORKSPACE_PREFIX}{workspace_id}"
+
+
+def workspace_of(document: str) -> str | None:
+    """The workspace id a document name belongs to (None for the mesh document)."""
+    if document.startswith(_WORKSPACE_PREFIX) and len(document) > len(_WORKSPACE_PREFIX):
+        return document[len(_WORKSPACE_PREFIX) :]
+    return None
+
+
+_WORKSPACE_PREFIX = "workspace:"
 
 
 MESH_KINDS: tuple[type[Entity], ...] = (Organization, Workspace, MeshSettings)

@@ -17,11 +17,14 @@ network; it turns documents into payloads and payloads back into documents:
   pending inside the document (and persisted as received); it is integrated when the
   missing updates come, by broadcast or anti-entropy.
 
+- **Audience.** A workspace document's updates are mesh *topic* broadcasts (the topic is
+  the document name, :meth:`Replicator.topic_of`): mesh/ sends and relays them only to
+  the members :meth:`Replicator.in_audience` names - those that serve the workspace
+  (``audience``, normally :meth:`crdt.membership.MeshState.serves`). The mesh document
+  goes to everyone.
+
 Payloads are msgpack. Anything undecodable from a peer is dropped and counted, never
-raised. Audience-limited broadcasts (workspace updates reaching only the nodes that
-serve the workspace) need mesh/ support that does not exist yet: today a workspace
-update broadcast reaches every node, and nodes that do not replicate the document ignore
-it (counted as ``not_replicated``).
+raised.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 import msgpack
 
+from crdt.documents import MESH_DOCUMENT
 from crdt.store import PersistedDoc
 
 VERSION = 1
@@ -43,8 +47,15 @@ MAX_INFLATED = 256 * 1024 * 1024
 class Replicator:
     """The documents this node replicates, as seen by mesh/ (implements mesh.Delegate)."""
 
-    def __init__(self, is_member: Callable[[bytes], bool]) -> None:
+    def __init__(
+        self,
+        is_member: Callable[[bytes], bool],
+        audience: Callable[[bytes, str], bool] | None = None,
+    ) -> None:
+        """``audience(peer, document name)``: whether ``peer`` replicates that (workspace)
+        document; every member does when omitted."""
         self._is_member = is_member
+        self._audience = audience
         self.docs: dict[str, PersistedDoc] = {}
         self.drops: Counter[str] = Counter()
         self.applied = 0
@@ -54,6 +65,11 @@ class Replicator:
         self.docs[name] = doc
 
     # ------------------------------------------------------------------ eager path
+
+    @staticmethod
+    def topic_of(name: str) -> str:
+        """The mesh broadcast topic for updates of document ``name`` (empty: everyone)."""
+        return "" if name == MESH_DOCUMENT else name
 
     @staticmethod
     def publish(name: str, update: bytes) -> bytes:
@@ -92,6 +108,10 @@ class Replicator:
     def is_member(self, key: bytes) -> bool:
         """Whether ``key`` may take part in the mesh."""
         return self._is_member(key)
+
+    def in_audience(self, peer: bytes, topic: str) -> bool:
+        """Whether a broadcast on ``topic`` (a document name) should reach ``peer``."""
+        return self._audience is None or self._audience(peer, topic)
 
     def local_state(self, peer: bytes, join: bool) -> bytes:
         """First leg: the state vector of every document replicated here."""

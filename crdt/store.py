@@ -692,6 +692,9 @@ class PersistedDoc:
         self.problems: list[str] = []
         self.loaded_intact = True
         self.doc: Doc[Any] = Doc()
+        self.generation = 0
+        """Bumped by every transaction (local or remote) and every reload: readers that
+        derive something from the document recompute when it moved."""
         self._captured: list[bytes] = []
         self._reload(force_fresh_id=False)
 
@@ -736,6 +739,7 @@ class PersistedDoc:
         doc.apply_update(staging.get_update())
         doc.observe(self._on_transaction)
         self.doc = doc
+        self.generation += 1
         self.problems = problems
         self.loaded_intact = intact
         self._last_seq = loaded.last_seq
@@ -743,6 +747,7 @@ class PersistedDoc:
     def _on_transaction(self, event: TransactionEvent) -> None:
         # Observers must not write to the document: only record the update.
         self._captured.append(bytes(event.update))
+        self.generation += 1
 
     @property
     def client_id(self) -> int:
