@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -44,7 +45,7 @@ def _vhost(ident: str, name: str) -> VirtualHost:
     )
 
 
-def _apply(ws: WorkspaceDocument, kind: str, ident: str, value: Any) -> None:
+def _apply(ws: WorkspaceDocument, *, kind: str, ident: str, value: Any) -> None:
     with contextlib.suppress(NotFound):
         if kind == "put":
             ws.put(_vhost(ident, value))
@@ -98,7 +99,7 @@ def test_replicas_converge_through_the_mesh(
             sim.run_until(sim.now + delay)
             i = who % n
             _, update = WorkspaceDocument.edit(
-                docs[i], lambda ws, k=kind, d=ident, v=value: _apply(ws, k, d, v)
+                docs[i], partial(_apply, kind=kind, ident=ident, value=value)
             )
             if update is not None:
                 sim.nodes[i].core.broadcast(sim.now, Replicator.publish(DOC, update), DOC)
