@@ -51,11 +51,14 @@ class Replicator:
         self,
         is_member: Callable[[bytes], bool],
         audience: Callable[[bytes, str], bool] | None = None,
+        admit: Callable[[bytes, bytes], bytes | None] | None = None,
     ) -> None:
         """``audience(peer, document name)``: whether ``peer`` replicates that (workspace)
-        document; every member does when omitted."""
+        document; every member does when omitted. ``admit``: answers mesh/'s admission
+        requests from non-members (refused when omitted)."""
         self._is_member = is_member
         self._audience = audience
+        self._admit = admit
         self.docs: dict[str, PersistedDoc] = {}
         self.drops: Counter[str] = Counter()
         self.applied = 0
@@ -108,6 +111,10 @@ class Replicator:
     def is_member(self, key: bytes) -> bool:
         """Whether ``key`` may take part in the mesh."""
         return self._is_member(key)
+
+    def admit(self, peer: bytes, payload: bytes) -> bytes | None:
+        """A non-member asks to join: the admission handler's answer, or None."""
+        return None if self._admit is None else self._admit(peer, payload)
 
     def in_audience(self, peer: bytes, topic: str) -> bool:
         """Whether a broadcast on ``topic`` (a document name) should reach ``peer``."""

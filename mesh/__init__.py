@@ -5,6 +5,9 @@ package exports; other packages must not reach into its modules (an import-linte
 contract enforces it for crdt/). See docs/mesh.md and docs/protocol.md.
 """
 
+from mesh.admission import AdmissionError as AdmissionError
+from mesh.admission import Admitted as Admitted
+from mesh.admission import request_admission as request_admission
 from mesh.config import META_MAX as META_MAX
 from mesh.config import MeshConfig as MeshConfig
 from mesh.delegate import Delegate as Delegate

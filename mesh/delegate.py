@@ -18,6 +18,12 @@ class Delegate(Protocol):
         sends and relays topic broadcasts only to members for which this is true."""
         ...
 
+    def admit(self, peer: bytes, payload: bytes) -> bytes | None:
+        """A non-member ``peer`` asks to be admitted (only on a node started with
+        ``admissions=True``): return the reply for it - having made it a member, so
+        that ``is_member(peer)`` is now true - or None to refuse."""
+        ...
+
     def local_state(self, peer: bytes, join: bool) -> bytes:
         """Anti-entropy, first leg (initiator): the application's summary for ``peer``,
         e.g. state vectors. ``join`` is true when this node is joining through ``peer``."""
@@ -50,6 +56,9 @@ class StaticMembers:
 
     def in_audience(self, peer: bytes, topic: str) -> bool:
         return True
+
+    def admit(self, peer: bytes, payload: bytes) -> bytes | None:
+        return None
 
     def local_state(self, peer: bytes, join: bool) -> bytes:
         return b""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from mesh import wire
 from mesh.config import META_MAX, MeshConfig
 from mesh.core import MeshCore, StreamRequest
 from mesh.delegate import Delegate
@@ -46,14 +47,18 @@ from mesh.keys import Identity
 from mesh.member import Address, Member
 from mesh.security import DatagramSeal
 from mesh.stats import Stats
+from mesh.streams import Reader, read_frame
 
 EVENT_BUFFER = 1024
 """Default events a subscriber may fall behind by before events are dropped for it."""
 
 _RECV_SIZE = 65535
-_READ_CHUNK = 65536
 _BIND_ATTEMPTS = 32
 _ACCEPT_BACKOFF = 0.1
+_MAX_STRANGERS = 2
+"""Admission requests served at once; more are closed at once (``busy``)."""
+ADMISSION_MAX_REQUEST = 16 * 1024
+"""Largest frame a non-member may send (its admission request)."""
 
 
 class JoinError(MeshError):
@@ -79,6 +84,10 @@ class IOStats:
     """Inbound exchanges the peer reset mid-way."""
     events_dropped: int = 0
     """Events not delivered to a subscriber whose buffer was full."""
+    admissions: int = 0
+    """Admission requests from non-members the delegate accepted."""
+    admissions_refused: int = 0
+    """Admission requests the delegate refused (also counted as ``not_member`` drops)."""
 
 
 @dataclass(slots=True)
@@ -118,44 +127,6 @@ def _check_address(addr: Address, what: str) -> Address:
     return host, port
 
 
-class _Reader:
-    """Exact-length reads over a stream, keeping what arrived beyond them."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self.stream = stream
-        self.buffer = bytearray()
-
-    async def exactly(self, n: int) -> bytes | None:
-        """``n`` bytes, or None at end of stream."""
-        while len(self.buffer) < n:
-            data = await self.stream.receive_some(_READ_CHUNK)
-            if not data:
-                return None
-            self.buffer += data
-        out = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return out
-
-    def rest(self) -> bytes:
-        out = bytes(self.buffer)
-        self.buffer.clear()
-        return out
-
-
-async def _read_frame(
-    stream: trio.abc.ReceiveStream, session: Session
-) -> bytes | DropReason | None:
-    """The next frame's payload, why the stream is bad, or None at end of stream."""
-    while True:
-        frame = session.next_frame()
-        if frame is not None:
-            return frame
-        data = await stream.receive_some(_READ_CHUNK)
-        if not data:
-            return None
-        session.feed(bytes(data))
-
-
 class MeshNode:
     """One mesh member on real sockets. Start it with ``await nursery.start(node.run)``.
 
@@ -179,8 +150,11 @@ class MeshNode:
         advertise: Address | None = None,
         meta: bytes = b"",
         rng: random.Random | None = None,
+        admissions: bool = False,
     ) -> None:
         self._identity = identity
+        self._admissions = admissions
+        self._strangers = 0
         self._mesh_id = bytes(mesh_id)
         self._bind = _check_address(bind, "bind")
         if advertise is not None:
@@ -481,7 +455,7 @@ class MeshNode:
         async with stream:
             initiator = Initiator(self._identity, self._mesh_id, max_frame=self.config.max_frame)
             await stream.send_all(initiator.hello())
-            reader = _Reader(stream)
+            reader = Reader(stream)
             reply = await reader.exactly(REPLY_LENGTH)
             if reply is None:
                 attempt.reason = "closed during the handshake (are we a member?)"
@@ -498,7 +472,7 @@ class MeshNode:
             if not request.expects_reply:
                 attempt.ok = True
                 return
-            frame = await _read_frame(stream, session)
+            frame = await read_frame(stream, session)
             if not isinstance(frame, bytes):
                 if frame is None:
                     attempt.reason = "closed before replying"
@@ -529,6 +503,33 @@ class MeshNode:
         return True
 
     # ------------------------------------------------------------------ TCP, inbound
+
+    async def _admit(
+        self, stream: trio.SocketStream, reader: Reader, session: Session, reply: bytes
+    ) -> DropReason | None:
+        """A non-member's one exchange: an admission request, answered by the delegate."""
+        await stream.send_all(reply)
+        session.feed(reader.rest())
+        frame = await read_frame(stream, session)
+        if not isinstance(frame, bytes):
+            return DropReason.TRUNCATED if frame is None else frame
+        msg = wire.decode_one(frame, ADMISSION_MAX_REQUEST)
+        if isinstance(msg, DropReason):
+            return msg
+        if not isinstance(msg, wire.AdmitRequest):
+            return DropReason.NOT_MEMBER  # a stranger may do nothing else
+        self.core.stats.message_in(msg)
+        answer = self._delegate.admit(session.peer, msg.app)
+        self._flush()
+        if answer is None:
+            self.io.admissions_refused += 1
+            return DropReason.NOT_MEMBER
+        self.io.admissions += 1
+        try:
+            await stream.send_all(session.seal_frame(wire.encode(wire.AdmitReply(answer))))
+        except LocalProtocolError:
+            return DropReason.OVERSIZED
+        return None
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
         nursery = self._nursery
@@ -567,7 +568,7 @@ class MeshNode:
 
     async def _respond(self, stream: trio.SocketStream) -> DropReason | None:
         core = self.core
-        reader = _Reader(stream)
+        reader = Reader(stream)
         prefix = await reader.exactly(HELLO_PREFIX_LENGTH)
         if prefix is None:
             # A bare connect-and-close (a port check) is not worth a drop count.
@@ -584,15 +585,24 @@ class MeshNode:
             prefix + rest,
             self._delegate.is_member,
             max_frame=self.config.max_frame,
+            stranger_max_recv=ADMISSION_MAX_REQUEST if self._admissions else 0,
         )
         if isinstance(answer, DropReason):
             return answer
         session, reply = answer
+        if session.stranger:
+            if self._strangers >= _MAX_STRANGERS:
+                return DropReason.BUSY
+            self._strangers += 1
+            try:
+                return await self._admit(stream, reader, session, reply)
+            finally:
+                self._strangers -= 1
         await stream.send_all(reply)
         session.feed(reader.rest())
         # The peer is proven only once its first frame opens (a replayed hello gets a
         # reply but cannot produce a frame): the core hears of nothing before that.
-        frame = await _read_frame(stream, session)
+        frame = await read_frame(stream, session)
         if not isinstance(frame, bytes):
             return DropReason.TRUNCATED if frame is None else frame
         reply_frame = core.stream_request_received(trio.current_time(), session.peer, frame)
@@ -604,7 +614,7 @@ class MeshNode:
         except LocalProtocolError:
             return DropReason.OVERSIZED
         # A push-pull initiator sends a final leg; a TCP ping's initiator just closes.
-        final = await _read_frame(stream, session)
+        final = await read_frame(stream, session)
         if final is None:
             return None
         if isinstance(final, DropReason):

@@ -223,7 +223,16 @@ class Session:
     stream.
     """
 
-    __slots__ = ("_buffer", "_error", "_max_frame", "_recv", "_send", "peer")
+    __slots__ = (
+        "_buffer",
+        "_error",
+        "_max_frame",
+        "_max_recv",
+        "_recv",
+        "_send",
+        "peer",
+        "stranger",
+    )
 
     def __init__(
         self,
@@ -232,9 +241,14 @@ class Session:
         recv: FrameCipher,
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
+        max_recv: int | None = None,
+        stranger: bool = False,
     ) -> None:
         _check_max_frame(max_frame)
         self.peer = peer
+        self.stranger = stranger
+        """The peer is not a member: it may only ask to be admitted (see :func:`respond`)."""
+        self._max_recv = max_frame if max_recv is None else max_recv
         self._send = send
         self._recv = recv
         self._max_frame = max_frame
@@ -290,7 +304,7 @@ class Session:
         if len(self._buffer) < FRAME_PREFIX:
             return None
         length = int.from_bytes(self._buffer[:FRAME_PREFIX], "big")
-        if length > self._max_frame:
+        if length > self._max_recv:
             self._poison(DropReason.OVERSIZED)
             return None
         if length < FRAME_MAC:
@@ -411,13 +425,19 @@ def respond(
     *,
     max_frame: int = DEFAULT_MAX_FRAME,
     random_source: Callable[[int], bytes] = nacl.utils.random,
+    stranger_max_recv: int = 0,
 ) -> tuple[Session, bytes] | DropReason:
     """Check an initiator's hello; the session and the reply to write, or why to close.
 
-    Raises only for a bad ``mesh_id``/``max_frame`` of the caller's own; never on ``hello``.
+    A non-member is refused (``NOT_MEMBER``) unless ``stranger_max_recv`` is set: then
+    its session is marked :attr:`Session.stranger` and the frames it may send are capped
+    at that size, for a node that accepts admission requests. Raises only for a bad
+    ``mesh_id``/``max_frame`` of the caller's own; never on ``hello``.
     """
     mesh_id = _check_mesh_id(mesh_id)
     _check_max_frame(max_frame)
+    if stranger_max_recv:
+        _check_max_frame(stranger_max_recv)
     hello = bytes(hello)
     if len(hello) < HELLO_PREFIX_LENGTH:
         return DropReason.TRUNCATED
@@ -442,7 +462,8 @@ def respond(
     r_static = identity.public_key
     if i_static == r_static:
         return DropReason.SELF
-    if not is_member(i_static):
+    stranger = not is_member(i_static)
+    if stranger and not stranger_max_recv:
         return DropReason.NOT_MEMBER
     if not verify(i_static, HELLO_CONTEXT + mesh_id + i_eph, signature):
         return DropReason.BAD_SIGNATURE
@@ -453,5 +474,12 @@ def respond(
     i2r, r2i = keys
     signature = identity.sign(REPLY_CONTEXT + mesh_id + i_eph + eph.public + i_static)
     reply = bytes((VERSION,)) + r_static + eph.public + signature
-    session = Session(i_static, FrameCipher(r2i), FrameCipher(i2r), max_frame=max_frame)
+    session = Session(
+        i_static,
+        FrameCipher(r2i),
+        FrameCipher(i2r),
+        max_frame=max_frame,
+        max_recv=stranger_max_recv if stranger else max_frame,
+        stranger=stranger,
+    )
     return session, reply

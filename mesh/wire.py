@@ -43,6 +43,8 @@ class MsgType(IntEnum):
     PUSH_PULL = 9
     USER_STREAM = 10
     PUSH_PULL_FINAL = 11
+    ADMIT_REQUEST = 12
+    ADMIT_REPLY = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,21 @@ class PushPullFinal:
     app: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class AdmitRequest:
+    """A non-member asks to be admitted (TCP only, the one frame a stranger may send);
+    ``app`` is for the delegate (e.g. a join token's secret)."""
+
+    app: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitReply:
+    """The answer to an admission request (e.g. the trust records and the state)."""
+
+    app: bytes
+
+
 Message = (
     Ping
     | IndirectPing
@@ -168,6 +185,8 @@ Message = (
     | PushPull
     | UserStream
     | PushPullFinal
+    | AdmitRequest
+    | AdmitReply
 )
 
 
@@ -198,6 +217,10 @@ def _fields(msg: Message) -> list[Any]:
             return [MsgType.USER_STREAM, id_, origin, payload, *_topic_field(topic)]
         case PushPullFinal(app):
             return [MsgType.PUSH_PULL_FINAL, app]
+        case AdmitRequest(app):
+            return [MsgType.ADMIT_REQUEST, app]
+        case AdmitReply(app):
+            return [MsgType.ADMIT_REPLY, app]
     raise TypeError(f"not a message: {msg!r}")  # pragma: no cover - exhaustive match
 
 
@@ -362,6 +385,14 @@ def _push_pull_final(f: list[Any], max_payload: int) -> Message:
     return PushPullFinal(_bytes(f[1], max_payload))
 
 
+def _admit_request(f: list[Any], max_payload: int) -> Message:
+    return AdmitRequest(_bytes(f[1], max_payload))
+
+
+def _admit_reply(f: list[Any], max_payload: int) -> Message:
+    return AdmitReply(_bytes(f[1], max_payload))
+
+
 _DECODERS: dict[int, tuple[int, Callable[[list[Any], int], Message]]] = {
     # type: (fields needed, decoder)
     MsgType.PING: (3, _ping),
@@ -375,6 +406,8 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any], int], Message]]] = {
     MsgType.PUSH_PULL: (4, _push_pull),
     MsgType.USER_STREAM: (4, _user_stream),
     MsgType.PUSH_PULL_FINAL: (2, _push_pull_final),
+    MsgType.ADMIT_REQUEST: (2, _admit_request),
+    MsgType.ADMIT_REPLY: (2, _admit_reply),
 }
 
 
