@@ -9,9 +9,11 @@ Layout (two top-level Maps of the mesh document, see docs/state.md):
     that changes, an invite's ``uses_left``, is rewritten under the same key.
 ``assignments``
     ``"<node key hex>/<workspace id>"`` -> ``True``: the node serves (replicates and
-    renders) the workspace. One flat key per pair, so assigning two workspaces to a node
-    concurrently keeps both; unassigning deletes the key. Assigning a pair that is
-    already assigned writes nothing.
+    renders) the workspace; the workspace ``*`` means every workspace (what a node gets
+    when it joins, so a fleet of identical nodes needs no assignments at all). One flat
+    key per pair, so assigning two workspaces to a node concurrently keeps both;
+    unassigning deletes the key. Assigning a pair that is already assigned writes
+    nothing.
 
 :class:`MeshState` recomputes the member set (:class:`crdt.trust.TrustVerifier`) and the
 assignments whenever the document moved (``PersistedDoc.generation``), lazily: answering
@@ -39,12 +41,14 @@ from crdt.trust import (
     parse_record,
 )
 
-__all__ = ["ASSIGNMENTS", "TRUST", "MeshState", "assignment_key"]
+__all__ = ["ALL_WORKSPACES", "ASSIGNMENTS", "TRUST", "MeshState", "assignment_key"]
 
 TRUST = "trust"
 """Top-level Map of trust records in the mesh document."""
 ASSIGNMENTS = "assignments"
 """Top-level Map of node -> workspace assignments in the mesh document."""
+ALL_WORKSPACES = "*"
+"""The assignment meaning "every workspace"."""
 _KEY_HEX = 64
 
 
@@ -61,6 +65,7 @@ class MeshState:
         self.verifier = TrustVerifier(genesis)
         self._seen_generation = -1
         self._served: dict[str, frozenset[bytes]] = {}
+        self._everywhere: frozenset[bytes] = frozenset()
         self._assignment_problems: list[Problem] = []
 
     # ------------------------------------------------------------------ reading
@@ -100,6 +105,7 @@ class MeshState:
                 bad.append((key, "malformed assignment"))
                 continue
             served.setdefault(workspace, set()).add(node)
+        self._everywhere = frozenset(served.pop(ALL_WORKSPACES, ()))
         self._served = {ws: frozenset(nodes) for ws, nodes in served.items()}
         self._assignment_problems = bad
 
@@ -119,15 +125,22 @@ class MeshState:
     def servers(self, workspace_id: str) -> frozenset[bytes]:
         """Members that serve ``workspace_id``."""
         verifier = self._fresh()
-        return frozenset(k for k in self._served.get(workspace_id, ()) if verifier.is_member(k))
+        nodes = self._served.get(workspace_id, frozenset()) | self._everywhere
+        return frozenset(k for k in nodes if verifier.is_member(k))
 
     def serves(self, node_key: bytes, workspace_id: str) -> bool:
         """Whether ``node_key`` is a member that serves ``workspace_id``."""
         verifier = self._fresh()
-        return node_key in self._served.get(workspace_id, ()) and verifier.is_member(node_key)
+        assigned = node_key in self._everywhere or node_key in self._served.get(workspace_id, ())
+        return assigned and verifier.is_member(node_key)
+
+    def serves_all(self, node_key: bytes) -> bool:
+        """Whether ``node_key`` is a member assigned every workspace (``*``)."""
+        return node_key in self._everywhere and self._fresh().is_member(node_key)
 
     def workspaces_of(self, node_key: bytes) -> frozenset[str]:
-        """Workspaces ``node_key`` serves (empty unless it is a member)."""
+        """Workspaces ``node_key`` is assigned by id (empty unless it is a member; see
+        :meth:`serves_all` for the ``*`` assignment)."""
         verifier = self._fresh()
         if not verifier.is_member(node_key):
             return frozenset()

@@ -11,7 +11,7 @@ import pytest
 from pycrdt import Doc, Map
 
 from crdt.documents import workspace_of
-from crdt.membership import ASSIGNMENTS, TRUST, MeshState, assignment_key
+from crdt.membership import ALL_WORKSPACES, ASSIGNMENTS, TRUST, MeshState, assignment_key
 from crdt.store import PersistedDoc, Store
 from crdt.trust import Admission, Genesis, Revocation, pack_record
 from mesh import Identity
@@ -156,3 +156,17 @@ def test_the_replication_audience_follows_assignments(tmp_path: Path) -> None:
     assert workspace_of("workspace:shop") == "shop"
     assert workspace_of("mesh") is None
     assert workspace_of("workspace:") is None
+
+
+def test_the_everywhere_assignment_serves_every_workspace(tmp_path: Path) -> None:
+    genesis = _genesis()
+    state = _state(tmp_path, "a", genesis)
+    state.add_records([genesis, _admit(ROOT, A, genesis)])
+    state.assign(A.public_key, ALL_WORKSPACES)
+    state.assign(ROOT.public_key, "shop")
+    assert state.serves(A.public_key, "anything")
+    assert state.serves_all(A.public_key)
+    assert not state.serves_all(ROOT.public_key)
+    assert state.servers("shop") == {A.public_key, ROOT.public_key}
+    assert state.servers("blog") == {A.public_key}
+    assert state.workspaces_of(A.public_key) == frozenset()
