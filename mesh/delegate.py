@@ -20,8 +20,9 @@ class Delegate(Protocol):
 
     def admit(self, peer: bytes, payload: bytes) -> bytes | None:
         """A non-member ``peer`` asks to be admitted (only on a node started with
-        ``admissions=True``): return the reply for it - having made it a member, so
-        that ``is_member(peer)`` is now true - or None to refuse."""
+        ``admissions=True``): return the reply for it - an acceptance, having made it a
+        member so that ``is_member(peer)`` is now true, or a refusal saying why - or None
+        to close the stream without a word."""
         ...
 
     def local_state(self, peer: bytes, join: bool) -> bytes:
