@@ -136,7 +136,8 @@ class MeshState:
 
     def serves_all(self, node_key: bytes) -> bool:
         """Whether ``node_key`` is a member assigned every workspace (``*``)."""
-        return node_key in self._everywhere and self._fresh().is_member(node_key)
+        verifier = self._fresh()  # first: it recomputes the assignments
+        return node_key in self._everywhere and verifier.is_member(node_key)
 
     def workspaces_of(self, node_key: bytes) -> frozenset[str]:
         """Workspaces ``node_key`` is assigned by id (empty unless it is a member; see

@@ -82,6 +82,12 @@ CREATE TABLE IF NOT EXISTS updates (
     checksum BLOB    NOT NULL,
     PRIMARY KEY (doc, seq)
 ) WITHOUT ROWID;
+-- Two small covering indexes for the last seq, read by every append: without them
+-- SQLite walks the overflow pages of a large snapshot stored before snapshot_seq in its
+-- row, and of large log rows (WITHOUT ROWID keeps whole rows in its b-tree): ~2 ms per
+-- append at 10,000 vhosts.
+CREATE INDEX IF NOT EXISTS documents_seq ON documents(name, snapshot_seq);
+CREATE INDEX IF NOT EXISTS updates_seq ON updates(doc, seq);
 CREATE TABLE IF NOT EXISTS quarantine (
     id     INTEGER PRIMARY KEY,
     doc    TEXT NOT NULL,
@@ -194,6 +200,14 @@ class Store:
         self._lock = threading.RLock()
         #: Damage found when opening (a malformed file moved aside and salvaged).
         self.open_problems = problems
+        # A store opened read-only may predate the index: it then reads the row itself.
+        try:
+            indexed = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'documents_seq'"
+            ).fetchone()
+        except sqlite3.Error:
+            indexed = None
+        self._seq_from = "documents INDEXED BY documents_seq" if indexed else "documents"
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -285,11 +299,10 @@ class Store:
     def _ensure_doc(self, conn: sqlite3.Connection, doc: str) -> None:
         conn.execute("INSERT OR IGNORE INTO documents(name) VALUES (?)", (doc,))
 
-    @staticmethod
-    def _last_seq(conn: sqlite3.Connection, doc: str) -> int:
+    def _last_seq(self, conn: sqlite3.Connection, doc: str) -> int:
         row = conn.execute(
             "SELECT max(coalesce((SELECT max(seq) FROM updates WHERE doc = ?), 0), "
-            "coalesce((SELECT snapshot_seq FROM documents WHERE name = ?), 0))",
+            f"coalesce((SELECT snapshot_seq FROM {self._seq_from} WHERE name = ?), 0))",
             (doc, doc),
         ).fetchone()
         return int(row[0]) if row is not None else 0
@@ -496,7 +509,7 @@ class Store:
         with self._write(f"compact document {doc!r}") as conn:
             self._ensure_doc(conn, doc)
             row = conn.execute(
-                "SELECT snapshot_seq FROM documents WHERE name = ?", (doc,)
+                f"SELECT snapshot_seq FROM {self._seq_from} WHERE name = ?", (doc,)
             ).fetchone()
             current = int(row[0]) if row is not None else 0
             if upto_seq < current:
@@ -706,43 +719,59 @@ class PersistedDoc:
         loaded = self.store.load(self.name)
         problems = list(loaded.problems)
         intact = loaded.intact
-        staging: Doc[Any] = Doc()
+        # Decode straight into the working document, under the client id claimed on the
+        # assumption that every row decodes: one copy of the state in memory. (Decoding
+        # into a staging document copied over afterwards doubled the peak, and the freed
+        # half stays in the process: about 110 MB more RSS at 10,000 vhosts.) A row that
+        # does not decode is handled as before - quarantined from there on, the load not
+        # intact - and the document rebuilt from the rows before it under a fresh id.
+        client_id = self._claim(intact, force_fresh_id)
+        doc: Doc[Any] = Doc(client_id=client_id)
+        good: list[bytes] = []
         if loaded.snapshot is not None:
             try:
-                staging.apply_update(loaded.snapshot)
+                doc.apply_update(loaded.snapshot)
+                good.append(loaded.snapshot)
             except ValueError as exc:
                 problems.append(f"document {self.name!r}: snapshot does not decode: {exc}")
                 self.store.quarantine_from(self.name, -(2**62), problems[-1])
                 intact = False
-                staging = Doc()
+                client_id = self._claim(intact, force_fresh_id)
+                doc = Doc(client_id=client_id)
+                good = []
         for seq, data in zip(loaded.seqs, loaded.updates, strict=True):
             try:
-                staging.apply_update(data)
+                doc.apply_update(data)
+                good.append(data)
             except ValueError as exc:
                 problems.append(f"document {self.name!r}: log row seq {seq} does not decode: {exc}")
                 self.store.quarantine_from(self.name, seq, problems[-1])
-                intact = False
+                if intact:
+                    intact = False
+                    client_id = self._claim(intact, force_fresh_id)
+                    doc = Doc(client_id=client_id)
+                    for ok in good:
+                        doc.apply_update(ok)
                 break
-        try:
-            client_id = self.store.claim_client_id(
-                self.name, intact and not force_fresh_id, self._rng
-            )
-        except StoreError:
-            if not force_fresh_id:
-                raise
-            # The disk refuses writes: a fresh id in memory only. Safe: the next start
-            # reuses the persisted id, whose last clock on disk is all that ever left us.
-            rng: _Rng = self._rng if self._rng is not None else random.SystemRandom()
-            client_id = rng.randrange(1, MAX_CLIENT_ID + 1)
-        # Build the working document with its client id, then load everything in one go.
-        doc: Doc[Any] = Doc(client_id=client_id)
-        doc.apply_update(staging.get_update())
+        del good
         doc.observe(self._on_transaction)
         self.doc = doc
         self.generation += 1
         self.problems = problems
         self.loaded_intact = intact
         self._last_seq = loaded.last_seq
+
+    def _claim(self, intact: bool, force_fresh_id: bool) -> int:
+        """The client id to use (see :meth:`Store.claim_client_id`)."""
+        try:
+            return self.store.claim_client_id(self.name, intact and not force_fresh_id, self._rng)
+        except StoreError:
+            if not force_fresh_id:
+                raise
+            # The disk refuses writes: a fresh id in memory only. Safe: the next start
+            # reuses the persisted id, whose last clock on disk is all that ever left us.
+            rng: _Rng = self._rng if self._rng is not None else random.SystemRandom()
+            return rng.randrange(1, MAX_CLIENT_ID + 1)
 
     def _on_transaction(self, event: TransactionEvent) -> None:
         # Observers must not write to the document: only record the update.

@@ -164,6 +164,9 @@ def test_the_everywhere_assignment_serves_every_workspace(tmp_path: Path) -> Non
     state.add_records([genesis, _admit(ROOT, A, genesis)])
     state.assign(A.public_key, ALL_WORKSPACES)
     state.assign(ROOT.public_key, "shop")
+    # A fresh reader asks serves_all first (the daemon does at start).
+    reopened = MeshState(state.persisted, genesis)
+    assert reopened.serves_all(A.public_key)
     assert state.serves(A.public_key, "anything")
     assert state.serves_all(A.public_key)
     assert not state.serves_all(ROOT.public_key)
