@@ -49,6 +49,8 @@ from typing import Any, Protocol
 
 from pycrdt import Doc, TransactionEvent, merge_updates
 
+from crdt.yjs import decode_state_vector
+
 SCHEMA_VERSION = 1
 MAX_CLIENT_ID = 2**53 - 1  # Yjs (JavaScript) peers hold client ids as doubles
 DEFAULT_MAX_UPDATES = 1000
@@ -663,30 +665,6 @@ def own_writes_lost(client_id: int, local_state: bytes, peer_state: bytes) -> bo
     return decode_state_vector(peer_state).get(client_id, 0) > decode_state_vector(local_state).get(
         client_id, 0
     )
-
-
-def decode_state_vector(state: bytes) -> dict[int, int]:
-    """Decode a Yjs v1 state vector: varuint count, then (client, clock) varuint pairs."""
-    pos = 0
-
-    def varuint() -> int:
-        nonlocal pos
-        value = shift = 0
-        while True:
-            if pos >= len(state) or shift > 63:
-                raise ValueError("malformed state vector")
-            b = state[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return value
-
-    out: dict[int, int] = {}
-    for _ in range(varuint()):
-        client = varuint()
-        out[client] = varuint()
-    return out
 
 
 class PersistedDoc:

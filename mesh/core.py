@@ -562,7 +562,8 @@ class MeshCore:
         exclude: tuple[bytes, ...],
         topic: str,
     ) -> None:
-        encoded = wire.encode(wire.User(bid, origin, payload, topic))
+        carried = b"" if origin == self.key else origin
+        encoded = wire.encode(wire.User(bid, carried, payload, topic))
         target: Callable[[Member], bool] = _is_reachable
         if topic:
             in_audience = self.delegate.in_audience
@@ -573,14 +574,15 @@ class MeshCore:
         fanout = self.table.sample(self.config.gossip_nodes, target, (self.key, *exclude))
         if len(encoded) > self._room:
             # Too large for a datagram: push it over TCP; anti-entropy repairs misses.
-            stream = wire.encode(wire.UserStream(bid, origin, payload, topic))
+            stream = wire.encode(wire.UserStream(bid, carried, payload, topic))
             for member in fanout:
                 self._open_stream(StreamKind.USER, member.addr, member.key, stream)
             return
-        self.queue.push(encoded, topic=topic)
         if self.config.eager_push:
+            # Before queueing: a queued copy would be piggybacked on this very datagram.
             for member in fanout:
                 self._send(member, [encoded])
+        self.queue.push(encoded, topic=topic)
 
     def _on_user(self, now: float, sender: bytes, msg: wire.User | wire.UserStream) -> None:
         if msg.id in self._seen:
@@ -588,8 +590,9 @@ class MeshCore:
             return
         self._remember(now, msg.id)
         self.stats.broadcasts_delivered += 1
-        self._events.append(BroadcastDelivered(msg.origin, msg.id, msg.payload, msg.topic))
-        self._spread_user(now, msg.id, msg.origin, msg.payload, (sender, msg.origin), msg.topic)
+        origin = msg.origin or sender  # empty: the sender created it
+        self._events.append(BroadcastDelivered(origin, msg.id, msg.payload, msg.topic))
+        self._spread_user(now, msg.id, origin, msg.payload, (sender, origin), msg.topic)
 
     def _remember(self, now: float, bid: bytes) -> None:
         self._seen[bid] = now + self.config.broadcast_dedup

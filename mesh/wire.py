@@ -23,7 +23,8 @@ from mesh.errors import DropReason
 from mesh.member import Address, Member, MemberState
 
 KEY_LEN = 32
-ID_LEN = 16
+ID_LEN = 8
+"""Bytes of a broadcast id: random, remembered for ``broadcast_dedup`` seconds."""
 MAX_HOST = 255
 MAX_U32 = 2**32 - 1
 MAX_U64 = 2**64 - 1
@@ -110,6 +111,8 @@ class Dead:
 @dataclass(frozen=True, slots=True)
 class User:
     """An application broadcast, delivered once per ``id`` on every node of its audience.
+
+    An empty ``origin`` means the sender of the datagram (or stream) created it.
 
     ``topic`` names the audience (empty: every member); it is encoded as a trailing
     fifth field only when non-empty, so a broadcast to everyone is unchanged on the wire.
@@ -244,9 +247,11 @@ def compound(encoded: Sequence[bytes]) -> bytes:
 COMPOUND_HEADER_MAX = 3
 """Bytes the compound's array header may take."""
 
-USER_ENVELOPE = 1 + 1 + (2 + ID_LEN) + (2 + KEY_LEN) + 3
-"""Bytes a USER message adds to a payload under 64 KiB: array header, type, id, origin
-and the payload's bin header (plus :func:`topic_overhead` for a topic)."""
+USER_ENVELOPE = 1 + 1 + (2 + ID_LEN) + 2 + 3
+"""Bytes a first-hand USER message adds to a payload under 64 KiB: array header, type,
+id, the empty origin and the payload's bin header (plus :func:`topic_overhead` for a
+topic). A relayed copy carries the origin: :data:`KEY_LEN` more bytes, so a payload at
+the very limit is relayed over TCP."""
 
 MAX_TOPIC = 128
 """Longest broadcast topic, in characters (a topic is ASCII in practice)."""
@@ -366,8 +371,13 @@ def _topic(f: list[Any]) -> str:
     return v
 
 
+def _origin(v: Any) -> bytes:
+    # Empty: the broadcast's creator is the node that sent it (saves 32 bytes first-hand).
+    return v if type(v) is bytes and not v else _key(v)
+
+
 def _user(f: list[Any], max_payload: int) -> Message:
-    return User(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload), _topic(f))
+    return User(_id(f[1]), _origin(f[2]), _bytes(f[3], max_payload), _topic(f))
 
 
 def _push_pull(f: list[Any], max_payload: int) -> Message:
@@ -378,7 +388,7 @@ def _push_pull(f: list[Any], max_payload: int) -> Message:
 
 
 def _user_stream(f: list[Any], max_payload: int) -> Message:
-    return UserStream(_id(f[1]), _key(f[2]), _bytes(f[3], max_payload), _topic(f))
+    return UserStream(_id(f[1]), _origin(f[2]), _bytes(f[3], max_payload), _topic(f))
 
 
 def _push_pull_final(f: list[Any], max_payload: int) -> Message:

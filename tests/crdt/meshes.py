@@ -39,7 +39,7 @@ class Replica:
             self.mesh_doc, lambda d: d.create(Organization, {"name": name})
         )
         assert update is not None
-        self.node.broadcast(Replicator.publish("mesh", update))
+        self.node.broadcast(*Replicator.publish("mesh", update))
 
     def workspace(self, workspace_id: str) -> PersistedDoc:
         """The replicated document of ``workspace_id``."""
@@ -85,7 +85,7 @@ class Fleet:
         async def pump() -> None:
             async for event in events:
                 if isinstance(event, BroadcastDelivered):
-                    replicator.deliver(event.payload)
+                    replicator.deliver(event.payload, event.topic)
                     replica.delivered += 1
                 self.changed.set()
                 self.changed = trio.Event()

@@ -11,7 +11,8 @@ import pytest
 
 from crdt.documents import WorkspaceDocument
 from crdt.schema import Upstream, VirtualHost
-from crdt.store import PersistedDoc, Store, decode_state_vector
+from crdt.store import PersistedDoc, Store
+from crdt.yjs import decode_state_vector, delete_set
 from mesh import MeshConfig
 from tests.crdt.meshes import Fleet, Replica, fleet
 
@@ -98,32 +99,8 @@ def _clocks(doc: PersistedDoc) -> dict[int, int]:
 
 
 def _deletions(doc: PersistedDoc) -> dict[int, list[tuple[int, int]]]:
-    """The document's delete set, decoded: {client: sorted (clock, length) ranges}.
-
-    Equal state vectors do not make equal documents: a deletion adds no clock. The update
-    a document gives for its own state vector is no structs plus its whole delete set.
-    """
-    data = doc.doc.get_update(doc.doc.get_state())
-    pos = 0
-
-    def varuint() -> int:
-        nonlocal pos
-        value = shift = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                return value
-
-    assert varuint() == 0, "no structs are missing from a document's own state"
-    out: dict[int, list[tuple[int, int]]] = {}
-    for _ in range(varuint()):
-        client = varuint()
-        out[client] = sorted((varuint(), varuint()) for _ in range(varuint()))
-    assert pos == len(data)
-    return out
+    """Equal state vectors do not make equal documents: a deletion adds no clock."""
+    return delete_set(doc.doc)
 
 
 def _same(a: PersistedDoc, b: PersistedDoc) -> bool:

@@ -71,8 +71,8 @@ def test_hostile_payloads_are_dropped_and_counted(tmp_path: Path) -> None:
         r = Replicator(MEMBERS.__contains__)
         r.replicate("mesh", PersistedDoc.open(store, "mesh"))
         r.deliver(b"\xff\x00garbage")
-        r.deliver(msgpack.packb([1, "mesh", b"not a yjs update"]))
-        r.deliver(msgpack.packb([1, "workspace:other", b"\x00\x00"]))
+        r.deliver(msgpack.packb([1, b"not a yjs update"]))
+        r.deliver(msgpack.packb([1, b"\x00\x00"]), "other")
         assert r.merge_reply(b"p" * 32, b"\x01\x02", False) == b""
         bomb = msgpack.packb({"diff": {"mesh": b"x\x9c" + b"\x00" * 10}})
         r.merge_final(b"p" * 32, bomb)
@@ -95,9 +95,9 @@ def test_an_update_before_its_dependency_is_held_then_integrated(tmp_path: Path)
         r = Replicator(MEMBERS.__contains__)
         target = PersistedDoc.open(dst, "mesh", random.Random(2))
         r.replicate("mesh", target)
-        r.deliver(Replicator.publish("mesh", second))
+        r.deliver(*Replicator.publish("mesh", second))
         assert MeshDocument(target.doc).list(Organization) == ([], [])
-        r.deliver(Replicator.publish("mesh", first))
+        r.deliver(*Replicator.publish("mesh", first))
         names = [o.name for o in MeshDocument(target.doc).list(Organization)[0]]
         assert names == ["Second"]
         assert r.drops == {}

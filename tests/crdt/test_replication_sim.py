@@ -87,14 +87,14 @@ def test_replicas_converge_through_the_mesh(
 
         def deliver(i: int, event: object, _t: float) -> None:
             if isinstance(event, BroadcastDelivered):
-                replicators[i].deliver(event.payload)
+                replicators[i].deliver(event.payload, event.topic)
 
         sim.hooks.append(deliver)
         _, first = WorkspaceDocument.edit(
             docs[0], lambda ws: ws.put(Upstream.model_validate(upstream_dict()))
         )
         assert first is not None
-        sim.nodes[0].core.broadcast(sim.now, Replicator.publish(DOC, first), DOC)
+        sim.nodes[0].core.broadcast(sim.now, *Replicator.publish(DOC, first))
         sim.flush(0)
         for who, delay, (kind, ident, value) in sorted(edits, key=lambda e: e[1]):
             sim.run_until(sim.now + delay)
@@ -103,7 +103,7 @@ def test_replicas_converge_through_the_mesh(
                 docs[i], partial(_apply, kind=kind, ident=ident, value=value)
             )
             if update is not None:
-                sim.nodes[i].core.broadcast(sim.now, Replicator.publish(DOC, update), DOC)
+                sim.nodes[i].core.broadcast(sim.now, *Replicator.publish(DOC, update))
                 sim.flush(i)
         # Heal the network: anti-entropy alone must repair every loss.
         sim.network.loss = 0.0

@@ -24,9 +24,9 @@ from crdt.store import (
     StoreFull,
     StoreReadOnly,
     checksum,
-    decode_state_vector,
     own_writes_lost,
 )
+from crdt.yjs import decode_state_vector
 from tests.support.paths import REPO
 
 

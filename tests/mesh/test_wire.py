@@ -11,7 +11,8 @@ from mesh.errors import DropReason
 from mesh.member import Member, MemberState
 
 keys = st.binary(min_size=32, max_size=32)
-ids = st.binary(min_size=16, max_size=16)
+ids = st.binary(min_size=wire.ID_LEN, max_size=wire.ID_LEN)
+origins = st.one_of(st.just(b""), keys)
 u32 = st.integers(0, wire.MAX_U32)
 u64 = st.integers(0, wire.MAX_U64)
 hosts = st.text(
@@ -29,9 +30,9 @@ messages = st.one_of(
     st.builds(wire.Suspect, u64, keys, keys),
     st.builds(wire.Alive, u64, keys, addrs, metas),
     st.builds(wire.Dead, u64, keys, keys),
-    st.builds(wire.User, ids, keys, st.binary(max_size=2000)),
+    st.builds(wire.User, ids, origins, st.binary(max_size=2000)),
     st.builds(wire.PushPull, st.booleans(), st.lists(entries, max_size=5).map(tuple), st.binary()),
-    st.builds(wire.UserStream, ids, keys, st.binary(max_size=2000)),
+    st.builds(wire.UserStream, ids, origins, st.binary(max_size=2000)),
     st.builds(wire.PushPullFinal, st.binary()),
 )
 
