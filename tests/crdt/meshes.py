@@ -30,6 +30,8 @@ class Replica:
     mesh_doc: PersistedDoc
     store: Store
     delivered: int = 0
+    topics: list[str] = field(default_factory=list)
+    """The topic of every broadcast delivered here."""
 
     def organizations(self) -> set[str]:
         return {o.name for o in MeshDocument(self.mesh_doc.doc).list(Organization)[0]}
@@ -63,11 +65,13 @@ class Fleet:
         *,
         workspaces: tuple[str, ...] = (),
         config: MeshConfig | None = None,
+        audience: Callable[[bytes, str], bool] | None = None,
     ) -> Replica:
         """Node ``i`` (identity ``IDS[i]``, store ``node<i>.db``), replicating the mesh
-        document and ``workspaces``; broadcasts it receives are delivered to its replicator."""
+        document and ``workspaces``; broadcasts it receives are delivered to its replicator.
+        ``audience(peer, document)``: who replicates what (default: everyone)."""
         store = Store.open(self.store_path(self.tmp, i))
-        replicator = Replicator(MEMBERS.__contains__)
+        replicator = Replicator(MEMBERS.__contains__, audience)
         mesh_doc = PersistedDoc.open(store, "mesh", random.Random(i))
         replicator.replicate("mesh", mesh_doc)
         for ws in workspaces:
@@ -87,6 +91,7 @@ class Fleet:
                 if isinstance(event, BroadcastDelivered):
                     replicator.deliver(event.payload, event.topic)
                     replica.delivered += 1
+                    replica.topics.append(event.topic)
                 self.changed.set()
                 self.changed = trio.Event()
 
