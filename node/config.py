@@ -83,7 +83,8 @@ class NodeConfig:
     metrics: str = "127.0.0.1:0"
     """Prometheus endpoint ``HOST:PORT`` (loopback; port 0 picks one), or ``off``."""
     roles: Mapping[str, Role] = field(default_factory=dict)
-    """uid (as text) -> role for API callers; root and the daemon's own uid are admin."""
+    """API callers' roles: ``alice``/``uid:1000`` (a user) or ``group:ops``/``gid:1000``
+    -> ``admin``, ``operator`` or ``viewer``. root and the daemon's own uid are admin."""
 
     def __post_init__(self) -> None:
         try:
@@ -110,11 +111,12 @@ class NodeConfig:
             host, _ = parse_host_port(self.metrics, "metrics", allow_zero=True)
             if not ipaddress.ip_address(host).is_loopback:
                 raise ConfigError(f"metrics: {host} is not a loopback address")
-        for uid, role in self.roles.items():
-            if not uid.isdigit():
-                raise ConfigError(f"roles: {uid!r} is not a numeric uid")
+        for who, role in self.roles.items():
+            kind, sep, name = who.partition(":")
+            if not who or (sep and (kind not in ("uid", "gid", "user", "group") or not name)):
+                raise ConfigError(f"roles: {who!r} is not a user name, uid:N, group:NAME or gid:N")
             if role not in _ROLES:
-                raise ConfigError(f"roles: {role!r} for uid {uid} is not one of {_ROLES}")
+                raise ConfigError(f"roles: {role!r} for {who} is not one of {_ROLES}")
 
     @property
     def listen_addr(self) -> tuple[str, int]:
@@ -189,7 +191,7 @@ class NodeConfig:
                 lines.append(f"{f.name} = {_quote(value)}")
         lines.append("")
         lines.append("[roles]")
-        lines.append('# uid = "admin" | "operator" | "viewer"')
+        lines.append('# "alice" or "uid:1000" or "group:ops" or "gid:1000" = role')
         for uid, role in sorted(self.roles.items()):
             lines.append(f"{_quote(uid)} = {_quote(role)}")
         return "\n".join(lines) + "\n"

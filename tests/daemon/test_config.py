@@ -45,7 +45,7 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"listen": "0.0.0.0:7946"}, "advertise: required"),
         ({"metrics": "10.0.0.1:9100"}, "metrics: 10.0.0.1 is not a loopback"),
         ({"nginx_mode": "docker"}, "nginx_mode: 'docker'"),
-        ({"roles": {"alice": "admin"}}, "roles: 'alice' is not a numeric uid"),
+        ({"roles": {"pid:4": "admin"}}, "roles: 'pid:4' is not a user name"),
         ({"roles": {"1000": "root"}}, "roles: 'root'"),
         ({"colour": "blue"}, "unknown setting(s): colour"),
     ],
