@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="nxmesh", standalone_mode=False)
     except click.exceptions.Exit as done:
         return done.exit_code
+    except click.UsageError as err:
+        # One line, like every other error: the message and where to find help.
+        where = err.ctx.command_path if err.ctx is not None else "nxmesh"
+        message = " ".join(err.format_message().split())
+        click.echo(f"Error: {message} (see '{where} --help')", err=True)
+        return err.exit_code
     except click.ClickException as err:
         err.show()
         return err.exit_code

@@ -1,0 +1,123 @@
+"""Request and response models of the node endpoints (entities use crdt.schema's models).
+
+Requests are validated with these models after :func:`node.api.body.read_object`;
+responses are documented with them (the OpenAPI document) and built as plain dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from crdt.schema.values import parse_duration
+
+__all__ = [
+    "MAX_LABELS",
+    "FieldError",
+    "InvalidEntity",
+    "Invite",
+    "InviteRequest",
+    "LabelsRequest",
+    "Member",
+    "MemberList",
+    "Problem",
+    "Status",
+]
+
+MAX_LABELS = 16
+_LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9._-]{0,63}$")
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+def _labels(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("must be an object of label: value")  # noqa: TRY004 - pydantic reports ValueError
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"must have at most {MAX_LABELS} labels")
+    for key, item in value.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(
+                f"label {key!r}: names are 1-63 lowercase letters, digits, '.', '_', '/', '-'"
+            )
+        if not isinstance(item, str) or not _LABEL_VALUE.match(item):
+            raise ValueError(f"label {key!r}: values are 0-63 letters, digits, '.', '_', '-'")
+    return dict(value)
+
+
+Labels = Annotated[dict[str, str], BeforeValidator(_labels)]
+
+
+class LabelsRequest(BaseModel):
+    """``PUT /v1/nodes/{name}/labels``: the node's labels, replacing the old ones."""
+
+    model_config = _STRICT
+    labels: Labels
+
+
+def _positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+class InviteRequest(BaseModel):
+    """``POST /v1/invites``: how long the token lives and how many joins it admits."""
+
+    model_config = _STRICT
+    ttl: Annotated[float, BeforeValidator(_positive_duration)] = Field(
+        default=3600.0, description="Lifetime: seconds or a duration such as 1h, 30m."
+    )
+    uses: int = Field(default=1, ge=1, le=1000, strict=True)
+
+
+class Invite(BaseModel):
+    token: str
+    expires_at: float
+    uses: int
+
+
+class Member(BaseModel):
+    name: str
+    key: str = Field(description="Fingerprint of the node's Ed25519 key.")
+    address: str
+    state: str = Field(description="alive, suspect, dead, left or revoked.")
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+
+
+class MemberList(BaseModel):
+    items: list[Member]
+
+
+class Status(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    node: str
+    version: str
+    api: dict[str, Any]
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where, e.g. locations[0].upstream or query.name.")
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="urn:nxmesh:problem:<slug>")
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []
+
+
+class InvalidEntity(BaseModel):
+    """A stored entity that does not validate (written by a peer or another version)."""
+
+    id: str | None
+    errors: list[FieldError]

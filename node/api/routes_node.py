@@ -1,0 +1,258 @@
+"""Node-level routes: members (nodes), labels, revocation, invites, status, the watch stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any, TypeVar
+
+import trio
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from crdt.schema import FieldError, field_errors
+from node.api import models
+from node.api.access import Role, peer_of, require, role_of
+from node.api.body import read_object
+from node.api.context import context_of
+from node.api.events import Subscription
+from node.api.openapi import body_doc, json_doc, problems_doc, ref
+from node.api.problems import ApiProblem, validation_problem
+from node.api.services import Member, NodeRefused, UnknownNode
+from node.version import __version__
+
+__all__ = ["node_router"]
+
+M = TypeVar("M", bound=BaseModel)
+NodeName = Annotated[str, Path(description="The node's name or key fingerprint.")]
+router = APIRouter(prefix="/v1")
+
+
+def _validate(model: type[M], body: Mapping[str, Any]) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise validation_problem(field_errors(exc)) from None
+
+
+def _member(members: list[Member], name: str) -> Member:
+    for m in members:
+        if name in (m["name"], m["key"]):
+            return m
+    raise ApiProblem(404, "not-found", f"node {name!r} is not a member of this mesh")
+
+
+_NODE_FILTERS = ("state", "label")
+
+
+def _label_match(member: Member, wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    return key in member["labels"] and (not sep or member["labels"][key] == value)
+
+
+@router.get(
+    "/nodes",
+    operation_id="list_nodes",
+    summary="List the mesh's nodes",
+    description="Role: viewer. Filters: `state` (alive, suspect, dead, left, revoked) and "
+    "`label` (`key` or `key=value`); repeat one to match any of several values.",
+    tags=["nodes"],
+    responses={200: json_doc("Nodes", ref("MemberList")), **problems_doc([403, 422])},
+    openapi_extra={
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "array", "items": {"type": "string"}},
+            }
+            for name in _NODE_FILTERS
+        ]
+    },
+)
+async def list_nodes(request: Request) -> Response:
+    unknown = [k for k in request.query_params if k not in _NODE_FILTERS]
+    if unknown:
+        raise validation_problem(
+            [
+                FieldError(field=f"query.{k}", reason="is not a filter (state, label)")
+                for k in unknown
+            ],
+            "the query",
+        )
+    members = context_of(request).services.members()
+    states = request.query_params.getlist("state")
+    labels = request.query_params.getlist("label")
+    if states:
+        members = [m for m in members if m["state"] in states]
+    if labels:
+        members = [m for m in members if any(_label_match(m, w) for w in labels)]
+    return JSONResponse({"items": list(members)})
+
+
+@router.get(
+    "/nodes/{name}",
+    operation_id="get_node",
+    summary="Show a node",
+    description="Role: viewer.",
+    tags=["nodes"],
+    responses={200: json_doc("The node", ref("Member")), **problems_doc([403, 404])},
+)
+async def get_node(request: Request, name: NodeName) -> Response:
+    return JSONResponse(dict(_member(context_of(request).services.members(), name)))
+
+
+@router.put(
+    "/nodes/{name}/labels",
+    operation_id="put_node_labels",
+    summary="Replace a node's labels",
+    description="Role: admin.",
+    tags=["nodes"],
+    responses={
+        200: json_doc("The node", ref("Member")),
+        **problems_doc([400, 403, 404, 409, 413, 415, 422, 503, 507]),
+    },
+    openapi_extra=body_doc("LabelsRequest"),
+)
+async def put_labels(request: Request, name: NodeName) -> Response:
+    require(request.scope, Role.admin, "changing a node's labels")
+    ctx = context_of(request)
+    body = _validate(models.LabelsRequest, await read_object(request, ctx.max_body))
+    target = _member(ctx.services.members(), name)
+    try:
+        member = await ctx.services.set_labels(target["name"], dict(body.labels))
+    except UnknownNode as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
+    except NodeRefused as exc:
+        raise ApiProblem(409, "refused", str(exc)) from None
+    ctx.services.events.publish({"type": "member", "op": "labels", "node": member["name"]})
+    return JSONResponse(dict(member))
+
+
+@router.post(
+    "/nodes/{name}/revoke",
+    operation_id="revoke_node",
+    summary="Revoke a node for good",
+    description="The node's key is never a member again. Role: admin.",
+    tags=["nodes"],
+    responses={200: json_doc("The node", ref("Member")), **problems_doc([403, 404, 409, 503, 507])},
+)
+async def revoke(request: Request, name: NodeName) -> Response:
+    require(request.scope, Role.admin, "revoking a node")
+    services = context_of(request).services
+    target = _member(services.members(), name)
+    try:
+        member = await services.revoke(target["name"])
+    except UnknownNode as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
+    except NodeRefused as exc:
+        raise ApiProblem(409, "refused", str(exc)) from None
+    services.events.publish({"type": "member", "op": "revoked", "node": member["name"]})
+    return JSONResponse(dict(member))
+
+
+@router.post(
+    "/invites",
+    status_code=201,
+    operation_id="create_invite",
+    summary="Create a join token",
+    description="Returns the token once; only a hash of its secret is stored. Role: admin.",
+    tags=["nodes"],
+    responses={
+        201: json_doc("The token", ref("Invite")),
+        **problems_doc([400, 403, 413, 415, 422, 503, 507]),
+    },
+    openapi_extra=body_doc("InviteRequest"),
+)
+async def create_invite(request: Request) -> Response:
+    require(request.scope, Role.admin, "creating an invite")
+    ctx = context_of(request)
+    body = _validate(models.InviteRequest, await read_object(request, ctx.max_body))
+    try:
+        invite = await ctx.services.create_invite(body.ttl, body.uses)
+    except NodeRefused as exc:
+        raise ApiProblem(409, "refused", str(exc)) from None
+    return JSONResponse(dict(invite), status_code=201)
+
+
+@router.get(
+    "/status",
+    operation_id="get_status",
+    summary="This node and the mesh in brief",
+    description="Role: viewer.",
+    tags=["status"],
+    responses={200: json_doc("Status", ref("Status")), **problems_doc([403, 503])},
+)
+async def status(request: Request) -> Response:
+    ctx = context_of(request)
+    role = role_of(request.scope)
+    peer = peer_of(request.scope)
+    caller = {"uid": peer.uid if peer else None, "role": role.name if role else None}
+    body = {
+        **ctx.services.status(),
+        "node": ctx.services.node_name,
+        "version": __version__,
+        "api": {"caller": caller, "watchers": ctx.services.events.watchers},
+    }
+    return JSONResponse(body)
+
+
+def _line(event: Mapping[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+async def _lines(
+    sub: Subscription, hello: dict[str, Any], heartbeat: float
+) -> AsyncIterator[bytes]:
+    try:
+        yield _line(hello)
+        while True:
+            event: dict[str, Any] | None = None
+            ended = False
+            with trio.move_on_after(heartbeat):  # never yield inside a cancel scope
+                try:
+                    event = await sub.receive()
+                except trio.EndOfChannel:
+                    ended = True
+            if ended:
+                if sub.overflowed:
+                    yield _line({"type": "overflow", "detail": "fell behind; re-read and watch"})
+                return
+            yield _line(event if event is not None else {"type": "heartbeat"})
+    finally:
+        sub.close()
+
+
+@router.get(
+    "/watch",
+    operation_id="watch",
+    summary="Stream of changes and member events (NDJSON)",
+    description="One JSON object per line: `hello` first, then `change` (an edit made "
+    "through this node's API), `document` (an update from a peer), `member` (membership), "
+    "`heartbeat` when idle, and `overflow` (the stream ends: the client fell behind and "
+    "should re-read and watch again). Role: viewer.",
+    tags=["status"],
+    responses={
+        200: {
+            "description": "Newline-delimited JSON events",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        },
+        **problems_doc([403]),
+    },
+)
+async def watch(request: Request) -> Response:
+    ctx = context_of(request)
+    hub = ctx.services.events
+    sub = hub.open()  # subscribed before the response starts: nothing after it is missed
+    hello = {"type": "hello", "node": ctx.services.node_name, "seq": hub.last_seq}
+    return StreamingResponse(
+        _lines(sub, hello, ctx.heartbeat),
+        media_type="application/x-ndjson",
+        headers={"cache-control": "no-store"},
+    )
+
+
+def node_router() -> APIRouter:
+    return router

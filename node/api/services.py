@@ -1,0 +1,151 @@
+"""What the API needs from the daemon (:class:`ApiServices`), and a store-backed
+implementation (:class:`LocalServices`) whose membership part is pluggable.
+
+Documents are reached through their :class:`~crdt.store.PersistedDoc`, so an edit is on
+disk before it is acknowledged; after every acknowledged edit the API calls
+:meth:`ApiServices.published` with the update, which the daemon broadcasts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypedDict
+
+from crdt.documents import MESH_DOCUMENT
+from crdt.store import PersistedDoc, Store
+from node.api.events import EventHub
+
+__all__ = [
+    "ApiServices",
+    "Invite",
+    "LocalServices",
+    "Member",
+    "Membership",
+    "NodeRefused",
+    "UnknownNode",
+]
+
+
+class Member(TypedDict):
+    """One node as the API shows it."""
+
+    name: str
+    key: str
+    """Fingerprint of the node's Ed25519 key."""
+    address: str
+    state: str
+    """``alive``, ``suspect``, ``dead``, ``left`` or ``revoked``."""
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+    """What the node publishes: applied revisions, apply state, nginx state, version."""
+
+
+class Invite(TypedDict):
+    token: str
+    expires_at: float
+    uses: int
+
+
+class UnknownNode(LookupError):
+    """No member of that name (or key fingerprint)."""
+
+
+class NodeRefused(Exception):
+    """The membership service refused the request; the message says why."""
+
+
+class Membership(Protocol):
+    """Members, labels, invites and revocation: the mesh side of the API."""
+
+    def members(self) -> list[Member]: ...
+
+    async def set_labels(self, node: str, labels: dict[str, str]) -> Member:
+        """Replace the node's labels; raises :class:`UnknownNode`."""
+        ...
+
+    async def create_invite(self, ttl: float, uses: int) -> Invite: ...
+
+    async def revoke(self, node: str) -> Member:
+        """Revoke the node for good; raises :class:`UnknownNode` / :class:`NodeRefused`."""
+        ...
+
+
+class ApiServices(Membership, Protocol):
+    """Everything the API reaches; the daemon implements it."""
+
+    events: EventHub
+    """Where the watch stream reads from; the daemon also publishes peer and member events."""
+
+    @property
+    def node_name(self) -> str: ...
+
+    def document(self, name: str) -> PersistedDoc | None:
+        """The persisted document ``name`` (``mesh`` or ``workspace:<id>``); None when this
+        node does not replicate it. May raise :class:`~crdt.store.StoreError`."""
+        ...
+
+    def published(self, doc_name: str, update: bytes) -> None:
+        """Called after every acknowledged (fsynced) edit with its update: broadcast it."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """This node and the mesh in brief, for ``GET /v1/status``."""
+        ...
+
+
+class LocalServices:
+    """:class:`ApiServices` over a real :class:`Store`: every document is opened on first
+    use (this node replicates everything); membership comes from ``membership``."""
+
+    def __init__(
+        self,
+        store: Store,
+        membership: Membership,
+        *,
+        node_name: str = "local",
+        events: EventHub | None = None,
+        on_publish: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.membership = membership
+        self._node_name = node_name
+        self.events = events if events is not None else EventHub()
+        self._on_publish = on_publish
+        self._docs: dict[str, PersistedDoc] = {}
+
+    @property
+    def node_name(self) -> str:
+        return self._node_name
+
+    def document(self, name: str) -> PersistedDoc | None:
+        doc = self._docs.get(name)
+        if doc is None:
+            doc = self._docs[name] = PersistedDoc.open(self.store, name)
+        return doc
+
+    def published(self, doc_name: str, update: bytes) -> None:
+        if self._on_publish is not None:
+            self._on_publish(doc_name, update)
+
+    def status(self) -> dict[str, Any]:
+        docs = {}
+        for name in sorted({MESH_DOCUMENT, *self._docs}):
+            stats = self.store.stats(name)
+            docs[name] = {"log_updates": stats.updates, "log_bytes": stats.bytes}
+        members = self.membership.members()
+        states: dict[str, int] = {}
+        for m in members:
+            states[m["state"]] = states.get(m["state"], 0) + 1
+        return {"node": self.node_name, "documents": docs, "members": states}
+
+    def members(self) -> list[Member]:
+        return self.membership.members()
+
+    async def set_labels(self, node: str, labels: dict[str, str]) -> Member:
+        return await self.membership.set_labels(node, labels)
+
+    async def create_invite(self, ttl: float, uses: int) -> Invite:
+        return await self.membership.create_invite(ttl, uses)
+
+    async def revoke(self, node: str) -> Member:
+        return await self.membership.revoke(node)
