@@ -1,0 +1,5 @@
+"""``python -m node.cli``: the nxmesh command."""
+
+from node.cli.main import run
+
+run()
