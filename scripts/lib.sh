@@ -2,7 +2,7 @@
 # Shared by scripts/demo and scripts/test: make sure this machine has what NxMesh needs.
 # Installs what is missing when run as root; otherwise prints the exact command and stops.
 
-NXMESH_DEBIAN_PACKAGES=(nginx pebble serf iptables iproute2 ca-certificates)
+NXMESH_DEBIAN_PACKAGES=(nginx libnginx-mod-stream pebble serf iptables iproute2 ca-certificates)
 
 nx_log() { printf 'nxmesh-setup: %s\n' "$*" >&2; }
 nx_die() { printf 'nxmesh-setup: error: %s\n' "$*" >&2; exit 1; }
