@@ -677,6 +677,8 @@ class TrustVerifier:
         """Keys revoked forever."""
         self.names: dict[bytes, str] = {}
         """Name of each member, from its earliest valid admission."""
+        self.known_names: dict[bytes, str] = {}
+        """Names of every key ever validly admitted, revoked ones included."""
         self.invites: dict[bytes, Invite] = {}
         """Well-formed invites by id (including those of since-revoked creators)."""
         self.problems: list[Problem] = []
@@ -792,6 +794,7 @@ class TrustVerifier:
         self.members = members
         self.revoked = revoked
         self.names = {k: v for k, v in names.items() if k in members}
+        self.known_names = names
         self.invites = invites
         self.problems = problems
 

@@ -2,11 +2,11 @@
 
 Everything lives under one directory (a fresh temporary one unless ``--dir``): three
 state directories, their nginx prefixes, and the logs. The nodes listen on distinct
-loopback ports; each nginx serves the ``http`` entry point on its own port. A small
-sample upstream (two HTTP backends on loopback) is started, one upstream and one vhost
-are created through node 1's API, and the demo waits until every node's nginx serves
-the vhost. Ctrl-C stops everything it started and removes the directory it created.
-Without nginx the nodes run render-only, and the demo says so.
+loopback ports; each nginx serves the ``http`` entry point on its own port. A sample
+upstream (two HTTP backends on loopback) is started, one upstream and one vhost are
+created through node 1's API, and the demo waits until every node's nginx serves the
+vhost. Ctrl-C stops everything it started and removes what it created. Without nginx
+the nodes run render-only, and the demo says so.
 """
 
 from __future__ import annotations
@@ -14,21 +14,13 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
-from threading import Thread
-from typing import Any
 
-import httpx
-
-from node.ports import free_port, free_udp_tcp_port
+from node.localmesh import LocalNode, NodeProcessError, backends, start_mesh, stop_all, until
 
 __all__ = ["DemoError", "run_demo"]
 
@@ -41,181 +33,32 @@ class DemoError(Exception):
     """The demo could not start; the message says why."""
 
 
-class _Backend(BaseHTTPRequestHandler):
-    server_version = "nxmesh-demo-backend"
-
-    server: ThreadingHTTPServer
-
-    def do_GET(self) -> None:
-        port = self.server.server_address[1]
-        data = f"hello from backend {port} via {self.headers.get('Host')}\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@dataclass
-class _Node:
-    name: str
-    state: Path
-    listen: str
-    http: str
-    https: str
-    process: subprocess.Popen[bytes] | None = None
-
-
-def _nxmesh(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "node.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        **kwargs,
-    )
-
-
-def _checked(*args: str) -> str:
-    result = _nxmesh(*args)
-    if result.returncode != 0:
-        raise DemoError(f"nxmesh {args[0]} failed: {result.stderr.strip() or result.stdout}")
-    return result.stdout.strip()
-
-
-@contextmanager
-def _backends() -> Iterator[list[int]]:
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Backend) for _ in range(2)]
-    threads = [Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for t in threads:
-        t.start()
-    try:
-        yield [int(s.server_address[1]) for s in servers]
-    finally:
-        for s in servers:
-            s.shutdown()
-            s.server_close()
-
-
-def _start(node: _Node, logs: Path) -> None:
-    log = open(logs / f"{node.name}.log", "ab")  # noqa: SIM115 - the child keeps it open
-    node.process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "node.cli",
-            "run",
-            "--state-dir",
-            str(node.state),
-            "--log-json",
-        ],
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 20
-    while not (node.state / "api.sock").exists():
-        if node.process.poll() is not None:
-            raise DemoError(f"{node.name} exited at start; see {logs / (node.name + '.log')}")
-        if time.monotonic() > deadline:
-            raise DemoError(f"{node.name} did not start within 20 s")
-        time.sleep(0.05)
-
-
-def _stop(nodes: list[_Node]) -> None:
-    for node in nodes:
-        if node.process is not None and node.process.poll() is None:
-            node.process.send_signal(signal.SIGTERM)
-    for node in nodes:
-        if node.process is not None:
-            try:
-                node.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-
-
-def _identity_args(node: _Node) -> list[str]:
-    return [
-        "--state-dir", str(node.state), "--name", node.name, "--listen", node.listen,
-        "--http", node.http, "--https", node.https,
-    ]  # fmt: skip
-
-
-def _serves(node: _Node, expect: str) -> bool:
-    try:
-        response = httpx.get(f"http://{node.http}/", headers={"Host": VHOST}, timeout=1.0)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200 and expect in response.text
-
-
-def _applied(node: _Node, vhost_id: str) -> bool:
-    conf = node.state / "nginx" / "conf"
-    return any(vhost_id in p.name for p in conf.glob("http.d/*/vhosts/*.conf"))
-
-
-def _mesh_port() -> int:
-    try:
-        return free_udp_tcp_port()
-    except OSError as exc:
-        raise DemoError(str(exc)) from None
-
-
 def run_demo(directory: Path | None, *, keep: bool = False, wait_forever: bool = True) -> int:
     """Run the demo; returns the exit status."""
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
-    mode = "managed" if nginx else "render-only"
     created = directory is None
     root = Path(tempfile.mkdtemp(prefix="nxmesh-demo-")) if directory is None else directory
     root.mkdir(parents=True, exist_ok=True)
-    logs = root / "logs"
-    logs.mkdir(exist_ok=True)
-    nodes = [
-        _Node(
-            name=f"node{i}",
-            state=root / f"node{i}",
-            listen=f"127.0.0.1:{_mesh_port()}",
-            http=f"127.0.0.1:{free_port()}",
-            https=f"127.0.0.1:{free_port()}",
-        )
-        for i in range(1, NODES + 1)
-    ]
-    if not nginx:
-        print(
-            "nginx is not installed: the nodes run render-only (install it: apt-get install nginx)"
-        )
+    extra: tuple[str, ...] = ("--preset", "local", "--nginx", "managed" if nginx else "render-only")
+    if nginx:
+        extra += ("--nginx-binary", nginx)
+    else:
+        print("nginx is not installed: the nodes run render-only (apt-get install nginx)")
+    nodes: list[LocalNode] = []
     try:
-        with _backends() as ports:
+        with backends(2) as ports:
+            nodes = start_mesh(root, NODES, extra=extra, prefix="node")
             first = nodes[0]
-            common = ["--nginx", mode, "--preset", "local"]
-            if nginx:
-                common += ["--nginx-binary", nginx]
-            _checked("init", *_identity_args(first), *common)
-            _start(first, logs)
-            for node in nodes[1:]:
-                token = _checked("invite", "--state-dir", str(first.state))
-                _checked("join", token, *_identity_args(node), *common)
-                _start(node, logs)
             servers = [a for p in ports for a in ("--server", f"127.0.0.1:{p}")]
-            _checked("upstream", "create", "app", *servers, "--state-dir", str(first.state))
-            created_vhost = _checked(
-                "vhost", "create", "shop", "--server-name", VHOST, "--upstream", "app",
-                "--state-dir", str(first.state), "--json",
-            )  # fmt: skip
-            vhost_id = json.loads(created_vhost)["id"]
-            deadline = time.monotonic() + READY_WAIT
-            ready = _serves if nginx else (lambda n, _e: _applied(n, vhost_id))
-            pending = list(nodes)
-            while pending and time.monotonic() < deadline:
-                pending = [n for n in pending if not ready(n, "hello from backend")]
-                time.sleep(0.1)
-            if pending:
-                names = ", ".join(n.name for n in pending)
-                raise DemoError(
-                    f"{names} did not serve the vhost within {READY_WAIT:g} s; see {logs}"
+            first.cli("upstream", "create", "app", *servers)
+            created_vhost = first.cli(
+                "vhost", "create", "shop", "--server-name", VHOST, "--upstream", "app", "--json"
+            )
+            vhost_id = json.loads(created_vhost.stdout)["id"]
+            ready = _serves if nginx else partial(_rendered, vhost_id=vhost_id)
+            for node in nodes:
+                until(
+                    partial(ready, node), f"{node.name} to serve {VHOST} (see {root})", READY_WAIT
                 )
             _explain(nodes, root, bool(nginx))
             if not wait_forever:
@@ -227,14 +70,30 @@ def run_demo(directory: Path | None, *, keep: bool = False, wait_forever: bool =
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             print("\nstopping the demo mesh...")
             return 0
+    except NodeProcessError as exc:
+        raise DemoError(str(exc)) from None
     finally:
-        _stop(nodes)
+        stop_all(nodes)
         if not keep:
-            for path in [*(n.state for n in nodes), logs] + ([root] if created else []):
-                shutil.rmtree(path, ignore_errors=True)
+            leftovers = [n.state for n in nodes] + [n.log for n in nodes]
+            for path in leftovers + ([root] if created else []):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
 
 
-def _explain(nodes: list[_Node], root: Path, nginx: bool) -> None:
+def _serves(node: LocalNode) -> bool:
+    response = node.get(VHOST)
+    return response is not None and response.status_code == 200 and "backend" in response.text
+
+
+def _rendered(node: LocalNode, *, vhost_id: str) -> bool:
+    conf = node.state / "nginx" / "conf"
+    return any(vhost_id in p.name for p in conf.glob("http.d/*/vhosts/*.conf"))
+
+
+def _explain(nodes: list[LocalNode], root: Path, nginx: bool) -> None:
     print(f"\nA mesh of {len(nodes)} nodes is running under {root}\n")
     for node in nodes:
         print(f"  {node.name}: mesh {node.listen}, nginx on {node.http} (https {node.https})")
@@ -244,9 +103,8 @@ def _explain(nodes: list[_Node], root: Path, nginx: bool) -> None:
             print(f"  curl -H 'Host: {VHOST}' http://{node.http}/")
         else:
             print(f"  cat {node.state}/nginx/conf/http.d/*/vhosts/*.conf")
-    first = nodes[0].state
     print("\nLook around:")
-    print(f"  export NXMESH_STATE_DIR={first}")
+    print(f"  export NXMESH_STATE_DIR={nodes[0].state}")
     print("  nxmesh members")
     print("  nxmesh vhost list")
     print("  nxmesh tui")

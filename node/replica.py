@@ -1,0 +1,152 @@
+"""This node's replica of the desired state: the store, the mesh document, the workspace
+documents it serves, and the Replicator that mesh/ talks to.
+
+What the node serves follows the mesh document: when an assignment (or the set of
+workspaces, for a node assigned ``*``) changes, :meth:`Replica.refresh` opens the
+documents newly served and stops replicating the others. Listeners hear of every change,
+local or from a peer, by document name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from crdt.documents import (
+    MESH_DOCUMENT,
+    MeshDocument,
+    WorkspaceDocument,
+    workspace_document,
+    workspace_of,
+)
+from crdt.membership import MeshState
+from crdt.replication import Replicator
+from crdt.schema import Invalid, MeshSettings, Workspace, WorkspaceState
+from crdt.store import PersistedDoc, Store
+from crdt.trust import Genesis
+from crdt.vault import WorkspaceVault
+from mesh import Identity
+
+__all__ = ["DesiredState", "Replica"]
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """A consistent read of everything this node renders."""
+
+    settings: MeshSettings
+    workspaces: dict[str, WorkspaceState]
+    digest: str
+    """Digest of the documents' content (equal on nodes that hold the same state)."""
+    invalid: list[str]
+    """Entities skipped as invalid, as ``<document>: <kind> <id>: <reason>``."""
+
+
+class Replica:
+    """Documents and their replication for one node (synchronous; runs on the trio
+    thread - pycrdt documents are never shared with other threads)."""
+
+    def __init__(
+        self,
+        store: Store,
+        identity: Identity,
+        genesis: Genesis,
+        *,
+        admit: Callable[[bytes, bytes], bytes | None] | None = None,
+    ) -> None:
+        """``admit``: answers strangers' admission requests (see crdt.joining)."""
+        self.store = store
+        self.identity = identity
+        self.genesis = genesis
+        self.mesh_doc = PersistedDoc.open(store, MESH_DOCUMENT)
+        self.mesh = MeshState(self.mesh_doc, genesis)
+        self.replicator = Replicator(self.mesh.is_member, self.mesh.audience, admit)
+        self.replicator.replicate(MESH_DOCUMENT, self.mesh_doc)
+        self.replicator.on_applied = self.changed
+        self.workspace_docs: dict[str, PersistedDoc] = {}
+        self.vaults: dict[str, WorkspaceVault] = {}
+        self.listeners: list[Callable[[str], None]] = []
+        self._mesh_generation = -1
+        self.refresh()
+
+    # ------------------------------------------------------------------ documents
+
+    def document(self, name: str) -> PersistedDoc | None:
+        """A replicated document by name, None when this node does not serve it."""
+        if name == MESH_DOCUMENT:
+            return self.mesh_doc
+        workspace = workspace_of(name)
+        return None if workspace is None else self.workspace_docs.get(workspace)
+
+    def workspaces(self) -> list[Workspace]:
+        valid, _ = MeshDocument(self.mesh_doc.doc).list(Workspace)
+        return valid
+
+    def served(self) -> set[str]:
+        """Ids of the workspaces this node serves now."""
+        me = self.identity.public_key
+        known = {w.id for w in self.workspaces()}
+        if self.mesh.serves_all(me):
+            return known
+        return {ws for ws in self.mesh.workspaces_of(me) if ws in known}
+
+    def refresh(self) -> bool:
+        """Follow the mesh document: open newly served workspaces, drop the others.
+        Returns whether the served set changed."""
+        if self.mesh_doc.generation == self._mesh_generation:
+            return False
+        self._mesh_generation = self.mesh_doc.generation
+        wanted = self.served()
+        current = set(self.workspace_docs)
+        for ws in wanted - current:
+            name = workspace_document(ws)
+            doc = PersistedDoc.open(self.store, name)
+            self.workspace_docs[ws] = doc
+            self.replicator.replicate(name, doc)
+            self.vaults[ws] = WorkspaceVault(
+                doc, ws, self.identity, may_hold=partial(_serves, self.mesh, ws)
+            )
+        for ws in current - wanted:
+            self.replicator.forget(workspace_document(ws))
+            del self.workspace_docs[ws]
+            del self.vaults[ws]
+        return wanted != current
+
+    def changed(self, name: str) -> None:
+        """A document changed (a local commit or a peer's update): tell the listeners."""
+        if name == MESH_DOCUMENT:
+            self.refresh()
+        for listener in list(self.listeners):
+            listener(name)
+
+    # ------------------------------------------------------------------ reading
+
+    def desired(self) -> DesiredState:
+        """Everything to render, read in one go (call on the trio thread)."""
+        mesh = MeshDocument(self.mesh_doc.doc)
+        settings = mesh.settings()
+        invalid: list[str] = []
+        if isinstance(settings, Invalid):
+            invalid.append(f"{MESH_DOCUMENT}: settings: {settings.reason}")
+            settings = MeshSettings()
+        digest = hashlib.sha256()
+        digest.update(settings.model_dump_json().encode())
+        workspaces: dict[str, WorkspaceState] = {}
+        for ws, doc in sorted(self.workspace_docs.items()):
+            wdoc = WorkspaceDocument(doc.doc)
+            read = wdoc.read()
+            workspaces[ws] = read.state
+            invalid.extend(
+                f"{workspace_document(ws)}: {bad.kind} {bad.id}: {bad.path} {bad.reason}"
+                for bad in read.invalid
+            )
+            digest.update(ws.encode() + b"\0")
+            digest.update(json.dumps(wdoc.to_json(), sort_keys=True).encode())
+        return DesiredState(settings, workspaces, digest.hexdigest()[:12], invalid)
+
+
+def _serves(mesh: MeshState, workspace: str, node_key: bytes) -> bool:
+    return mesh.serves(node_key, workspace)
