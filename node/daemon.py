@@ -106,6 +106,10 @@ class Daemon:
         self._meta_dirty = trio.Event()
         self._housekeeping = trio.Event()
         self._digests: dict[str, str] = {}
+        self._units: dict[str, dict[str, str]] = {}
+        """Units not ``ok`` in the last full render (degraded or skipped), with why."""
+        self._invalid: list[str] = []
+        """Stored entities that do not validate (skipped), from the last full render."""
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -355,6 +359,13 @@ class Daemon:
             partial(render, desired.settings, desired.workspaces, view, exclude=exclude)
         )
         self._digests[rendered.revision] = desired.digest
+        if not exclude:  # a full render: what every unit looks like on this node
+            self._units = {
+                key: {"state": unit.state, "reason": unit.reason}
+                for key, unit in sorted(rendered.units.items())
+                if unit.state != "ok"
+            }
+            self._invalid = desired.invalid
         if len(self._digests) > 64:
             for key in list(self._digests)[:-32]:
                 del self._digests[key]
@@ -500,6 +511,12 @@ class Daemon:
             "members": members,
             "workspaces": sorted(self.replica.workspace_docs),
             "apply": meta.to_json(),
+            "quarantined": [
+                {"unit": q.unit, "reason": q.reason}
+                for q in (self.applier.status.quarantined if self.applier else ())
+            ],
+            "units": self._units,
+            "invalid": self._invalid,
             "metrics": format_host_port(self.metrics_addr) if self.metrics_addr else "off",
             "uptime_s": round(time.time() - self.started_at, 1),
         }

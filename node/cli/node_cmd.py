@@ -176,6 +176,12 @@ def status(state_dir: Path, as_json: bool) -> None:
         if apply.get("reason"):
             line += f": {apply['reason']}"
         click.echo(f"{'apply':<10} {line}")
+    for q in data.get("quarantined") or []:
+        click.echo(f"{'quarantine':<10} {q['unit']}: {q['reason']}")
+    for unit, info in sorted((data.get("units") or {}).items()):
+        click.echo(f"{info['state']:<10} {unit}: {info['reason']}")
+    for line in data.get("invalid") or []:
+        click.echo(f"{'invalid':<10} {line}")
 
 
 @click.command()
