@@ -359,6 +359,9 @@ class Daemon:
             partial(render, desired.settings, desired.workspaces, view, exclude=exclude)
         )
         self._digests[rendered.revision] = desired.digest
+        # An edit may leave the tree unchanged (an upstream nothing uses): no apply, no
+        # status change - but the node now serves the newer desired state; say so.
+        self._meta_dirty.set()
         if not exclude:  # a full render: what every unit looks like on this node
             self._units = {
                 key: {"state": unit.state, "reason": unit.reason}
