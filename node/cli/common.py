@@ -13,10 +13,13 @@ from node.cli.client import Api, ApiError
 
 __all__ = [
     "DEFAULT_STATE_DIR",
+    "add_delete",
     "describe",
     "echo_json",
     "json_option",
+    "only_given",
     "open_api",
+    "report",
     "resolve",
     "resolve_workspace",
     "state_dir_option",
@@ -145,3 +148,45 @@ def warn_invalid(listing: dict[str, Any], what: str) -> None:
     if bad:
         ids = ", ".join(str(b.get("id")) for b in bad)
         click.echo(f"warning: {len(bad)} stored {what}(s) do not validate: {ids}", err=True)
+
+
+def report(entity: dict[str, Any], as_json: bool, verb: str, what: str) -> None:
+    """After a write: the entity as JSON, or one line such as ``created upstream app (id)``."""
+    if as_json:
+        echo_json(entity)
+    else:
+        click.echo(f"{verb} {what} {entity['name']} ({entity['id']})")
+
+
+def only_given(**values: Any) -> dict[str, Any]:
+    """The options actually given; a usage error when there are none."""
+    changes = {k: v for k, v in values.items() if v is not None}
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one option")
+    return changes
+
+
+def add_delete(
+    group: click.Group,
+    what: str,
+    base: Callable[[Api, str | None], str],
+    *,
+    scoped: bool,
+    help_text: str,
+    name: str = "delete",
+) -> None:
+    """Add ``GROUP delete NAME|ID`` for the collection at ``base(api, workspace)``;
+    ``scoped``: the collection is in a workspace (adds ``--workspace``)."""
+
+    def delete(ref: str, state_dir: Path, workspace: str | None = None) -> None:
+        with open_api(state_dir) as api:
+            collection = base(api, workspace)
+            entity = resolve(api, collection, ref, what)
+            api.delete(f"{collection}/{entity['id']}")
+        click.echo(f"deleted {what} {entity['name']} ({entity['id']})")
+
+    command = state_dir_option(delete)
+    if scoped:
+        command = workspace_option(command)
+    command = click.argument("ref", metavar="NAME|ID")(command)
+    group.command(name=name, help=help_text)(command)

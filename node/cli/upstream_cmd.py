@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from node.cli.common import (
+    add_delete,
     describe,
     echo_json,
     json_option,
@@ -224,14 +225,10 @@ def update(
         click.echo(f"updated upstream {updated['name']} ({updated['id']})")
 
 
-@upstream.command()
-@click.argument("upstream_ref", metavar="NAME|ID")
-@workspace_option
-@state_dir_option
-def delete(upstream_ref: str, workspace: str | None, state_dir: Path) -> None:
-    """Delete an upstream (refused while something uses it)."""
-    with open_api(state_dir) as api:
-        base = _base(resolve_workspace(api, workspace))
-        entity = resolve(api, base, upstream_ref, "upstream")
-        api.delete(f"{base}/{entity['id']}")
-    click.echo(f"deleted upstream {entity['name']} ({entity['id']})")
+add_delete(
+    upstream,
+    "upstream",
+    lambda api, ws: _base(resolve_workspace(api, ws)),
+    scoped=True,
+    help_text="Delete an upstream (refused while something uses it).",
+)

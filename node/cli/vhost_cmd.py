@@ -9,6 +9,7 @@ import click
 
 from node.cli.client import Api
 from node.cli.common import (
+    add_delete,
     describe,
     echo_json,
     json_option,
@@ -249,14 +250,10 @@ def update(
         click.echo(f"updated virtual host {updated['name']} ({updated['id']})")
 
 
-@vhost.command()
-@click.argument("vhost_ref", metavar="NAME|ID")
-@workspace_option
-@state_dir_option
-def delete(vhost_ref: str, workspace: str | None, state_dir: Path) -> None:
-    """Delete a virtual host."""
-    with open_api(state_dir) as api:
-        base = _base(resolve_workspace(api, workspace))
-        entity = resolve(api, base, vhost_ref, "virtual host")
-        api.delete(f"{base}/{entity['id']}")
-    click.echo(f"deleted virtual host {entity['name']} ({entity['id']})")
+add_delete(
+    vhost,
+    "virtual host",
+    lambda api, ws: _base(resolve_workspace(api, ws)),
+    scoped=True,
+    help_text="Delete a virtual host.",
+)

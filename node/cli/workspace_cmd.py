@@ -9,10 +9,13 @@ import click
 
 from node.cli.client import ApiError
 from node.cli.common import (
+    add_delete,
     describe,
     echo_json,
     json_option,
+    only_given,
     open_api,
+    report,
     resolve,
     state_dir_option,
     table,
@@ -21,20 +24,6 @@ from node.cli.common import (
 
 ORGS = "/v1/organizations"
 WORKSPACES = "/v1/workspaces"
-
-
-def _print(entity: dict[str, Any], as_json: bool, verb: str, what: str) -> None:
-    if as_json:
-        echo_json(entity)
-    else:
-        click.echo(f"{verb} {what} {entity['name']} ({entity['id']})")
-
-
-def _changes(**values: Any) -> dict[str, Any]:
-    changes = {k: v for k, v in values.items() if v is not None}
-    if not changes:
-        raise click.UsageError("nothing to change: give at least one option")
-    return changes
 
 
 # -- organizations --------------------------------------------------------------------------
@@ -56,7 +45,7 @@ def create(name: str, description: str | None, state_dir: Path, as_json: bool) -
     if description is not None:
         body["description"] = description
     with open_api(state_dir) as api:
-        _print(api.post(ORGS, body), as_json, "created", "organization")
+        report(api.post(ORGS, body), as_json, "created", "organization")
 
 
 @org.command(name="list")
@@ -98,21 +87,19 @@ def org_update(
     ref: str, new_name: str | None, description: str | None, state_dir: Path, as_json: bool
 ) -> None:
     """Rename an organization or change its description."""
-    changes = _changes(name=new_name, description=description)
+    changes = only_given(name=new_name, description=description)
     with open_api(state_dir) as api:
         entity = resolve(api, ORGS, ref, "organization")
-        _print(api.patch(f"{ORGS}/{entity['id']}", changes), as_json, "updated", "organization")
+        report(api.patch(f"{ORGS}/{entity['id']}", changes), as_json, "updated", "organization")
 
 
-@org.command(name="delete")
-@click.argument("ref", metavar="NAME|ID")
-@state_dir_option
-def org_delete(ref: str, state_dir: Path) -> None:
-    """Delete an organization (refused while it has workspaces)."""
-    with open_api(state_dir) as api:
-        entity = resolve(api, ORGS, ref, "organization")
-        api.delete(f"{ORGS}/{entity['id']}")
-    click.echo(f"deleted organization {entity['name']} ({entity['id']})")
+add_delete(
+    org,
+    "organization",
+    lambda _api, _ws: ORGS,
+    scoped=False,
+    help_text="Delete an organization (refused while it has workspaces).",
+)
 
 
 # -- workspaces -----------------------------------------------------------------------------
@@ -149,7 +136,7 @@ def ws_create(
         body: dict[str, Any] = {"name": name, "organization": owner["id"]}
         if description is not None:
             body["description"] = description
-        _print(api.post(WORKSPACES, body), as_json, "created", "workspace")
+        report(api.post(WORKSPACES, body), as_json, "created", "workspace")
 
 
 @workspace.command(name="list")
@@ -195,18 +182,16 @@ def ws_update(
     ref: str, new_name: str | None, description: str | None, state_dir: Path, as_json: bool
 ) -> None:
     """Rename a workspace or change its description."""
-    changes = _changes(name=new_name, description=description)
+    changes = only_given(name=new_name, description=description)
     with open_api(state_dir) as api:
         entity = resolve(api, WORKSPACES, ref, "workspace")
-        _print(api.patch(f"{WORKSPACES}/{entity['id']}", changes), as_json, "updated", "workspace")
+        report(api.patch(f"{WORKSPACES}/{entity['id']}", changes), as_json, "updated", "workspace")
 
 
-@workspace.command(name="delete")
-@click.argument("ref", metavar="NAME|ID")
-@state_dir_option
-def ws_delete(ref: str, state_dir: Path) -> None:
-    """Delete a workspace (refused while it holds anything)."""
-    with open_api(state_dir) as api:
-        entity = resolve(api, WORKSPACES, ref, "workspace")
-        api.delete(f"{WORKSPACES}/{entity['id']}")
-    click.echo(f"deleted workspace {entity['name']} ({entity['id']})")
+add_delete(
+    workspace,
+    "workspace",
+    lambda _api, _ws: WORKSPACES,
+    scoped=False,
+    help_text="Delete a workspace (refused while it holds anything).",
+)
