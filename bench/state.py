@@ -56,6 +56,7 @@ from typing import Any
 
 import trio
 
+from bench import samples
 from bench.report import emit, percentile, progress
 from crdt.documents import WorkspaceDocument, workspace_document
 from crdt.replication import Replicator
@@ -76,52 +77,20 @@ WAIT = 60.0
 # ---------------------------------------------------------------------- the document
 
 
-def _upstream(n: int) -> dict[str, Any]:
-    return {
-        "name": f"pool-{n}",
-        "method": "least_conn",
-        "servers": [
-            {"address": f"10.1.{n % 250}.{n // 250 + 1}:8080"},
-            {"address": f"10.2.{n % 250}.{n // 250 + 1}:8080", "weight": 2, "max_fails": 3},
-        ],
-        "keepalive": 16,
-    }
-
-
-def _vhost(n: int, upstream: str) -> dict[str, Any]:
-    site = f"site{n}"
-    locations: list[dict[str, Any]] = [
-        {
-            "path": "/",
-            "action": "proxy",
-            "upstream": upstream,
-            "request_headers": {"X-Site": site, "X-Tier": "web"},
-        }
-    ]
-    if n % 10 == 0:
-        locations.append({"path": "/static/", "action": "static", "root": f"/srv/{site}/static"})
-    return {
-        "name": f"Site {n}",
-        "server_names": [f"{site}.example.com", f"www.{site}.example.com"],
-        "entry_points": ["http", "https"],
-        "tls": {"mode": "acme", "redirect_http": True, "hsts": {"max_age": "180d"}},
-        "locations": locations,
-        "response_headers": {"X-Frame-Options": "DENY", "X-Served-By": "nxmesh"},
-        "client_max_body_size": "10m",
-        "proxy_read_timeout": "60s",
-    }
-
-
 def _create_vhosts(d: WorkspaceDocument, numbers: range, ups: list[str]) -> None:
     for n in numbers:
-        d.create(VirtualHost, _vhost(n, ups[n % len(ups)]))
+        d.create(VirtualHost, samples.vhost(str(n), ups[n % len(ups)], n))
 
 
 def build(doc: PersistedDoc, vhosts: int) -> None:
     """Create the upstreams and ``vhosts`` virtual hosts in a few durable transactions."""
     count = max(1, vhosts // 100)
     ups, _ = WorkspaceDocument.edit(
-        doc, lambda d: [d.create(Upstream, _upstream(n)).id for n in range(count)]
+        doc,
+        lambda d: [
+            d.create(Upstream, samples.upstream(str(n), (n % 250, n // 250 + 1))).id
+            for n in range(count)
+        ],
     )
     for start in range(0, vhosts, BATCH):
         numbers = range(start, min(start + BATCH, vhosts))

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from bench import samples
 from crdt.documents import WorkspaceDocument
 from crdt.schema import Upstream, VirtualHost
 from crdt.store import PersistedDoc, Store
@@ -28,52 +28,20 @@ BATCH = 2_500
 CONFIG = MeshConfig.local(push_pull_interval=0.0, stream_timeout=20.0)
 
 
-def _upstream(writer: int, n: int) -> dict[str, Any]:
-    return {
-        "name": f"pool-{writer}-{n}",
-        "method": "least_conn",
-        "servers": [
-            {"address": f"10.{writer}.{n}.1:8080"},
-            {"address": f"10.{writer}.{n}.2:8080", "weight": 2, "max_fails": 3},
-        ],
-        "keepalive": 16,
-    }
-
-
-def _vhost(writer: int, n: int, upstream: str) -> dict[str, Any]:
-    site = f"site{writer}-{n}"
-    locations: list[dict[str, Any]] = [
-        {
-            "path": "/",
-            "action": "proxy",
-            "upstream": upstream,
-            "request_headers": {"X-Site": site, "X-Tier": "web"},
-        }
-    ]
-    if n % 10 == 0:
-        locations.append({"path": "/static/", "action": "static", "root": f"/srv/{site}/static"})
-    return {
-        "name": f"Site {writer}-{n}",
-        "server_names": [f"{site}.example.com", f"www.{site}.example.com"],
-        "entry_points": ["http", "https"],
-        "tls": {"mode": "acme", "redirect_http": True, "hsts": {"max_age": "180d"}},
-        "locations": locations,
-        "response_headers": {"X-Frame-Options": "DENY", "X-Served-By": "nxmesh"},
-        "client_max_body_size": "10m",
-        "proxy_read_timeout": "60s",
-    }
-
-
 def _create_vhosts(d: WorkspaceDocument, writer: int, numbers: range, ups: list[str]) -> None:
     for n in numbers:
-        d.create(VirtualHost, _vhost(writer, n, ups[n % len(ups)]))
+        d.create(VirtualHost, samples.vhost(f"{writer}-{n}", ups[n % len(ups)], n))
 
 
 def _build(replica: Replica, writer: int, vhosts: int, upstreams: int) -> None:
     """Create ``upstreams`` and ``vhosts`` in a few big durable transactions."""
     doc = replica.workspace(WS)
     ups, _ = WorkspaceDocument.edit(
-        doc, lambda d: [d.create(Upstream, _upstream(writer, n)).id for n in range(upstreams)]
+        doc,
+        lambda d: [
+            d.create(Upstream, samples.upstream(f"{writer}-{n}", (writer, n))).id
+            for n in range(upstreams)
+        ],
     )
     for start in range(0, vhosts, BATCH):
         numbers = range(start, min(start + BATCH, vhosts))
