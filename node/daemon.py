@@ -2,10 +2,11 @@
 
 Services, each started with ``nursery.start``: the mesh driver (admissions on), the event
 pump (broadcasts -> replica; member events -> watchers), the nginx supervisor (managed
-mode) and the applier, the API on the Unix socket, the metrics endpoint, and the
-housekeeping loops (metadata, revocations and key rotation, compaction). A crash of a
-restartable service is logged and the service restarted with backoff; one that keeps
-failing, or a crash of the mesh driver or the API, stops the daemon with a clear message.
+mode) and the applier, the API on the Unix socket, the metrics endpoint, ACME (orders,
+challenges, certificate installs: node.acme) and the housekeeping loops (metadata,
+revocations and key rotation, compaction). A crash of a restartable service is logged and
+the service restarted with backoff; one that keeps failing, or a crash of the mesh driver
+or the API, stops the daemon with a clear message.
 
 :meth:`Daemon.shutdown` (SIGTERM/SIGINT, or ``nxmesh leave``) announces the leave, lets
 in-flight edits finish (they are synchronous: none is ever half-done), stops managed
@@ -28,6 +29,8 @@ from prometheus_client import CollectorRegistry
 from crdt.documents import MESH_DOCUMENT, workspace_of
 from crdt.joining import answer_join
 from crdt.replication import Replicator
+from crdt.schema import Certificate
+from crdt.secrets import SecretError
 from crdt.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_UPDATES, PersistedDoc, Store, StoreError
 from mesh import (
     BroadcastDelivered,
@@ -37,13 +40,18 @@ from mesh import (
     MeshNode,
     fingerprint,
 )
+from mesh import Member as MeshMember
 from node import logs
+from node.acme.challenges import ChallengeDir
+from node.acme.install import Installer
+from node.acme.metrics import AcmeMetrics
+from node.acme.service import AcmeService, Host
 from node.api.access import AccessPolicy
 from node.api.app import create_app
 from node.api.events import EventHub
 from node.api.server import serve
-from node.api.services import Invite, Member
-from node.certs import ensure_fallback
+from node.api.services import Invite, Member, SecretUnavailable
+from node.certs import ensure_fallback, runtime_certs_dir
 from node.config import NodeConfig, format_host_port, parse_host_port
 from node.membership import MeshMembership
 from node.meta import NodeMeta
@@ -56,7 +64,6 @@ from node.resolver import Resolver, upstream_hosts
 from node.statedir import StateDir
 from node.version import __version__
 from render import Listen, NodeView, Rendered, render
-from render.tls import FALLBACK_CERT
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -98,6 +105,26 @@ class Daemon:
         self.resolver = Resolver()
         self.workers = worker_user()
         """Who nginx's workers run as (None: as this process)."""
+        group = self.workers.gid if self.workers is not None else None
+        certs = runtime_certs_dir(state.root, config.name)
+        challenges = certs.parent / "acme" if certs != state.certs else state.root / "acme"
+        self.acme = AcmeService(
+            Host(
+                replica=self.replica,
+                identity=self.identity,
+                node_name=config.name,
+                published=self.published,
+                live=self._live_members,
+                events=self.events,
+                submit=self._submit,
+                meta_dirty=lambda: self._meta_dirty.set(),
+            ),
+            Installer(certs, state.certs, group=group),
+            ChallengeDir(challenges, group=group),
+            metrics=AcmeMetrics(self.registry),
+        )
+        self._cert_refs: dict[str, frozenset[str]] = {}
+        """Certificate ids each rendered revision uses (old files go once none does)."""
         self._node: MeshNode | None = None
         self.applier: Applier | None = None
         self.supervisor: Supervisor | None = None
@@ -156,6 +183,7 @@ class Daemon:
                 await self._start_api(nursery)
                 self._start_metrics()
                 for name, loop in (
+                    ("acme", self.acme.run),
                     ("metadata", self._meta_loop),
                     ("housekeeping", self._housekeeping_loop),
                     ("join", self._join_loop),
@@ -178,6 +206,8 @@ class Daemon:
             self._node = None
             if self._metrics_server is not None:
                 self._metrics_server.stop()
+            if config.nginx_mode != "external":  # keys leave with the nginx that used them
+                self.acme.remove_files()
             self.store.close()
             self._stopped.set()
 
@@ -235,6 +265,7 @@ class Daemon:
                 self.counters.replication_drops = dict(self.replica.replicator.drops)
             elif isinstance(event, MemberEvent):
                 self._member_event(event)
+                self.acme.members_changed()
 
     def _member_event(self, event: MemberEvent) -> None:
         member = event.member
@@ -282,6 +313,7 @@ class Daemon:
 
     def _document_changed(self, name: str) -> None:
         self.events.publish({"type": "document", "document": name})
+        self.acme.document_changed(name)
         if self.applier is not None:
             self.applier.submit()
         if name == MESH_DOCUMENT:
@@ -303,11 +335,25 @@ class Daemon:
 
     # ------------------------------------------------------------------ nginx
 
+    def _submit(self) -> None:
+        if self.applier is not None:
+            self.applier.submit()
+
+    def _live_members(self) -> dict[bytes, NodeMeta | None]:
+        """Members alive or suspect (this node included) with their metadata."""
+        node = self._node
+        if node is None:
+            return {}
+        members: list[MeshMember] = node.members()
+        return {m.key: NodeMeta.unpack(m.meta) for m in members if m.reachable}
+
     async def _start_nginx(self, nursery: trio.Nursery) -> None:
         config = self.config
         await trio.to_thread.run_sync(ensure_fallback, self.state.certs, config.name)
         if self.workers is not None and config.nginx_mode != "render-only":
             await trio.to_thread.run_sync(prepare_permissions, self.state, self.workers)
+        # Certificates and challenge files from the documents before nginx first starts.
+        self.acme.start()
         settings = NginxSettings(
             prefix=self.state.nginx_prefix,
             mode=config.nginx_mode,
@@ -337,17 +383,14 @@ class Daemon:
             if value:
                 host, port = parse_host_port(value, name)
                 entry_points[name] = (Listen(host, port),)
-        certs = self.state.certs
-        installed = frozenset(
-            p.stem for p in certs.glob("*.crt") if (certs / f"{p.stem}.key").exists()
-        )
+        installer = self.acme.installer
         return NodeView(
             node=self.config.name,
             prefix=str(self.state.nginx_prefix),
             entry_points=entry_points,
-            certificates_dir=str(certs),
-            acme_challenge_dir=str(self.state.root / "acme"),
-            installed_certificates=installed - {FALLBACK_CERT},
+            certificates_dir=str(installer.directory),
+            acme_challenge_dir=str(self.acme.challenges.directory),
+            installed_certificates=installer.ids(),
             user=self.workers.name if self.workers is not None else None,
         )
 
@@ -359,6 +402,12 @@ class Daemon:
             partial(render, desired.settings, desired.workspaces, view, exclude=exclude)
         )
         self._digests[rendered.revision] = desired.digest
+        refs = view.installed_certificates & frozenset(
+            cert_id for ws in desired.workspaces.values() for cert_id in ws.certificates
+        )
+        self._cert_refs[rendered.revision] = refs
+        if self.applier is not None and self.applier.status.revision == rendered.revision:
+            self.acme.applied(refs)  # unchanged tree: nginx already serves it
         # An edit may leave the tree unchanged (an upstream nothing uses): no apply, no
         # status change - but the node now serves the newer desired state; say so.
         self._meta_dirty.set()
@@ -372,10 +421,14 @@ class Daemon:
         if len(self._digests) > 64:
             for key in list(self._digests)[:-32]:
                 del self._digests[key]
+                self._cert_refs.pop(key, None)
         return rendered
 
     def _applier_status(self, status: ApplierStatus) -> None:
         self._meta_dirty.set()
+        refs = self._cert_refs.get(status.revision or "")
+        if refs is not None:
+            self.acme.applied(refs)
         self.events.publish(
             {
                 "type": "apply",
@@ -407,6 +460,7 @@ class Daemon:
             revision=revision[:12],
             state=self._digests.get(revision, ""),
             labels=self.membership.labels(self.identity.public_key),
+            acme=self.acme.reported(),
         )
 
     async def _meta_loop(self) -> None:
@@ -520,6 +574,7 @@ class Daemon:
             ],
             "units": self._units,
             "invalid": self._invalid,
+            "certificates": self.acme.node_status(),
             "metrics": format_host_port(self.metrics_addr) if self.metrics_addr else "off",
             "uptime_s": round(time.time() - self.started_at, 1),
         }
@@ -560,3 +615,20 @@ class _Services:
 
     async def revoke(self, node: str) -> Member:
         return await self._d.membership.revoke(node)
+
+    def seal_secret(self, workspace: str, secret_id: str, plaintext: bytes) -> None:
+        if workspace not in self._d.replica.vaults:
+            raise SecretUnavailable(f"workspace {workspace!r} is not served here")
+        try:
+            self._d.acme.seal(workspace, secret_id, plaintext)
+        except SecretError as exc:
+            raise SecretUnavailable(str(exc)) from None
+
+    def drop_secret(self, workspace: str, secret_id: str) -> None:
+        self._d.acme.drop_secret(workspace, secret_id)
+
+    def acme_subjects(self, workspace: str) -> list[dict[str, Any]]:
+        return self._d.acme.status(workspace)
+
+    def certificate_status(self, workspace: str, certificate: Certificate) -> dict[str, Any]:
+        return self._d.acme.certificate(workspace, certificate)

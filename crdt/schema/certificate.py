@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BeforeValidator, Field, ValidationInfo, fiel
 
 from crdt.schema.base import Entity, Part
 from crdt.schema.names import ServerName, check_cidr
-from crdt.schema.values import KeyRef, Name, Text
+from crdt.schema.values import CertificatePem, KeyRef, Name, Text
 
 __all__ = ["AccessList", "AccessRule", "AccessSource", "Certificate", "Fingerprint"]
 
@@ -47,6 +47,10 @@ class Certificate(Entity):
     key_ref: KeyRef | None = None
     """Reference to the sealed private key; ``None`` until one is stored."""
     fingerprint: Fingerprint | None = None
+    """SHA-256 of the leaf certificate's DER."""
+    chain_pem: CertificatePem | None = None
+    """The certificate and its chain (PEM, leaf first): with ``key_ref`` the node installs
+    it. ``None`` for metadata-only entries whose files are placed by hand."""
 
     @field_validator("names")
     @classmethod

@@ -18,7 +18,11 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from crdt.schema.names import check_host_name, check_ip, check_server_address, whole_int
 
 __all__ = [
+    "ACME_PRESETS",
     "MAX_TEXT",
+    "AcmeDirectory",
+    "CertificatePem",
+    "DnsProviderSpec",
     "Duration",
     "Email",
     "FilePath",
@@ -360,3 +364,63 @@ def _email(value: object) -> str:
 
 Email = Annotated[str, BeforeValidator(_email)]
 """An ASCII e-mail address (the ACME account contact)."""
+
+
+# --- ACME --------------------------------------------------------------------------------
+
+ACME_PRESETS: dict[str, str] = {
+    "letsencrypt": "https://acme-v02.api.letsencrypt.org/directory",
+    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+"""Issuers known by name: an ACME directory may be given as one of these names."""
+
+
+def _acme_directory(value: object) -> str:
+    value = _require_str(value)
+    if value in ACME_PRESETS:
+        return value
+    if not value.startswith(("https://", "http://")):
+        presets = ", ".join(sorted(ACME_PRESETS))
+        raise ValueError(f"must be an http(s) URL of an ACME directory or one of {presets}")
+    return _redirect_url(value)
+
+
+AcmeDirectory = Annotated[str, BeforeValidator(_acme_directory)]
+"""An ACME directory URL, or a preset name (:data:`ACME_PRESETS`)."""
+
+_DNS_PROVIDER = re.compile(
+    r"^[a-z0-9][a-z0-9-]{0,31}(?::[A-Za-z0-9\-._~/!*+,=:@%&?#\[\]]{1,512})?$"
+)
+
+
+def _dns_provider(value: object) -> str:
+    value = _require_str(value)
+    if not _DNS_PROVIDER.match(value):
+        raise ValueError(
+            "must be PROVIDER or PROVIDER:ARGUMENT (e.g. challtestsrv:http://127.0.0.1:8055); "
+            "the argument is URL characters only"
+        )
+    return value
+
+
+DnsProviderSpec = Annotated[str, BeforeValidator(_dns_provider)]
+"""A DNS-01 provider and its (non-secret) argument: ``challtestsrv:http://host:8055``."""
+
+MAX_PEM = 64 * 1024
+_PEM_BLOCK = re.compile(
+    r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----\r?\n?"
+)
+
+
+def _certificate_pem(value: object) -> str:
+    value = _require_str(value)
+    _check_length(value, 1, MAX_PEM)
+    rest = _PEM_BLOCK.sub("", value.strip() + "\n")
+    if rest.strip() or "BEGIN CERTIFICATE" not in value:
+        raise ValueError("must be PEM certificates only (leaf first, then intermediates)")
+    return value
+
+
+CertificatePem = Annotated[str, BeforeValidator(_certificate_pem)]
+"""A certificate chain as PEM (``BEGIN CERTIFICATE`` blocks only, at most 64 KiB). Never
+rendered into nginx configuration: the node writes it to a file."""

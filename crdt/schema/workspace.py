@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from crdt.schema.base import Entity, Part
-from crdt.schema.names import EntityId, EntryPointName, IPAddress, Port
-from crdt.schema.values import Duration, Email, Name, RedirectUrl, Text
+from crdt.schema.names import EntityId, EntryPointName, IPAddress, Port, whole_int
+from crdt.schema.values import AcmeDirectory, DnsProviderSpec, Duration, Email, Name, Text
 
 __all__ = ["EntryPoint", "MeshSettings", "Organization", "Workspace"]
 
@@ -26,6 +26,14 @@ class Workspace(Entity):
     organization: EntityId
     name: Name
     description: Text = ""
+    acme_directory: AcmeDirectory | None = None
+    """The ACME issuer of this workspace's ``tls: acme`` hosts (URL or preset name);
+    ``None``: the mesh settings' (default ``letsencrypt``)."""
+    acme_contact: Email | None = None
+    """The ACME account's contact; ``None``: the mesh settings'."""
+    acme_dns_provider: DnsProviderSpec | None = None
+    """Answer DNS-01 through this provider instead of HTTP-01; ``None``: the mesh
+    settings' (default: HTTP-01)."""
 
 
 class EntryPoint(Part):
@@ -51,8 +59,13 @@ class MeshSettings(Entity):
 
     id: EntityId = "settings"
     entry_points: dict[EntryPointName, EntryPoint] = Field(default_factory=_default_entry_points)
-    acme_directory: RedirectUrl | None = None
+    acme_directory: AcmeDirectory | None = None
+    """Default ACME issuer (URL or preset name); ``None`` means ``letsencrypt``."""
     acme_contact: Email | None = None
+    acme_dns_provider: DnsProviderSpec | None = None
+    """Default DNS-01 provider; ``None``: HTTP-01 across the mesh."""
+    acme_order_rate: Annotated[int, BeforeValidator(whole_int), Field(ge=1, le=10_000)] = 50
+    """Mesh-wide cap on new ACME orders per hour (all workspaces, all nodes)."""
     worker_shutdown_timeout: Duration = 30.0
     reload_quiet_period: Duration = 0.5
 

@@ -15,14 +15,19 @@ from crdt.schema.values import parse_duration
 
 __all__ = [
     "MAX_LABELS",
+    "AcmeSubject",
+    "AcmeSubjectList",
+    "CertificateStatus",
     "FieldError",
     "InvalidEntity",
     "Invite",
     "InviteRequest",
+    "KeyPairRequest",
     "LabelsRequest",
     "Member",
     "MemberList",
     "Problem",
+    "RenewalRequested",
     "Status",
 ]
 
@@ -121,3 +126,66 @@ class InvalidEntity(BaseModel):
 
     id: str | None
     errors: list[FieldError]
+
+
+MAX_PEM = 64 * 1024
+
+
+class KeyPairRequest(BaseModel):
+    """``POST .../certificates/key-pair`` and ``PUT .../certificates/{id}/key-pair``: a
+    certificate chain and its private key, both PEM. The key is sealed in the workspace
+    vault and never returned; names and validity come from the certificate."""
+
+    model_config = _STRICT
+    name: str | None = Field(
+        default=None,
+        description="The certificate's name (required when creating; default: unchanged).",
+    )
+    certificate: str = Field(
+        max_length=MAX_PEM, description="PEM chain: the certificate, then intermediates."
+    )
+    key: str = Field(max_length=16 * 1024, description="PEM private key (EC or RSA, unencrypted).")
+
+
+class AcmeSubject(BaseModel):
+    """One set of names a ``tls: acme`` virtual host needs a certificate for."""
+
+    model_config = ConfigDict(extra="allow")
+    workspace: str
+    subject: str = Field(description="Hash of the sorted names: the same on every node.")
+    names: list[str]
+    vhosts: list[str]
+    state: str = Field(description="pending, ordering, valid, failed or rate-limited.")
+    error: str = Field(description="The last ACME error (empty when the last order worked).")
+    failures: int
+    retry_at: float | None = Field(description="Backoff: no order before this Unix time.")
+    orderer: str | None = Field(description="The node holding the order lease, if any.")
+    certificate: str | None = Field(description="The newest certificate's id.")
+    not_after: str | None
+    expires_in: int | None = Field(description="Seconds until the newest certificate expires.")
+    renew_at: float | None
+
+
+class AcmeSubjectList(BaseModel):
+    items: list[AcmeSubject]
+
+
+class CertificateStatus(BaseModel):
+    """A certificate's expiry and renewal, and whether this node installed it."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    names: list[str]
+    source: str
+    not_after: str | None
+    expires_in: int | None
+    expired: bool
+    installed: bool | None = Field(description="Installed for this node's nginx (None: unknown).")
+    install_error: str | None
+    acme: dict[str, Any] | None = Field(description="The ACME state of its names (acme only).")
+
+
+class RenewalRequested(BaseModel):
+    subject: str
+    requested_at: float

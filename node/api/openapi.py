@@ -37,8 +37,15 @@ _OUTPUT_MODELS: tuple[type[BaseModel], ...] = (
     models.Status,
     models.Problem,
     models.InvalidEntity,
+    models.AcmeSubjectList,
+    models.CertificateStatus,
+    models.RenewalRequested,
 )
-_INPUT_MODELS: tuple[type[BaseModel], ...] = (models.LabelsRequest, models.InviteRequest)
+_INPUT_MODELS: tuple[type[BaseModel], ...] = (
+    models.LabelsRequest,
+    models.InviteRequest,
+    models.KeyPairRequest,
+)
 _PREFIX = "#/components/schemas/"
 _RENAMES = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 

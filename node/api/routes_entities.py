@@ -8,6 +8,7 @@ nothing the second time); ``PATCH`` replaces the named top-level fields; ``DELET
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from crdt.schema import Entity, Invalid, to_crdt
+from crdt.schema import Certificate, Entity, Invalid, to_crdt
 from crdt.schema.names import check_entity_id
 from node.api import edits
 from node.api.access import require
@@ -29,6 +30,7 @@ from node.api.resources import RESOURCES, Resource, apply_filters
 
 __all__ = ["entity_router"]
 
+log = logging.getLogger("nxmesh.api")
 Handler = Callable[[Request, Resource, str | None, str | None], Awaitable[Response]]
 _EDIT_PROBLEMS = (400, 403, 404, 409, 413, 415, 422, 503, 507)
 
@@ -137,7 +139,13 @@ async def _delete(
     container = _container(request, res, workspace)
     key = _checked(res, ident)
     extra = _workspace_empty(request, key) if res.path == "workspaces" else None
+    found = container.state()[0].get(res.collection, {}).get(key)
     container.edit(res, "deleted", lambda doc: edits.delete(doc, res, container.rules, key, extra))
+    if isinstance(found, Certificate) and found.key_ref and workspace is not None:
+        try:  # its sealed key goes with it (an orphan blob would be harmless)
+            context_of(request).services.drop_secret(workspace, found.key_ref)
+        except Exception:
+            log.exception("dropping the sealed key of certificate %s failed", key)
     return Response(status_code=204)
 
 

@@ -8,11 +8,17 @@ disk before it is acknowledged; after every acknowledged edit the API calls
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypedDict
 
-from crdt.documents import MESH_DOCUMENT
+from crdt.documents import MESH_DOCUMENT, WorkspaceDocument, workspace_document
+from crdt.schema import Certificate, VirtualHost
+from crdt.secrets import SecretError
 from crdt.store import PersistedDoc, Store
+from crdt.vault import WorkspaceVault
+from mesh import Identity
+from node.acme import view
 from node.api.events import EventHub
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "Member",
     "Membership",
     "NodeRefused",
+    "SecretUnavailable",
     "UnknownNode",
 ]
 
@@ -52,6 +59,10 @@ class UnknownNode(LookupError):
 
 class NodeRefused(Exception):
     """The membership service refused the request; the message says why."""
+
+
+class SecretUnavailable(Exception):
+    """A secret cannot be sealed here now (no key of the workspace for this node yet...)."""
 
 
 class Membership(Protocol):
@@ -92,6 +103,23 @@ class ApiServices(Membership, Protocol):
         """This node and the mesh in brief, for ``GET /v1/status``."""
         ...
 
+    def seal_secret(self, workspace: str, secret_id: str, plaintext: bytes) -> None:
+        """Seal ``plaintext`` in the workspace's vault (durably) and broadcast the update;
+        :class:`SecretUnavailable` when this node cannot."""
+        ...
+
+    def drop_secret(self, workspace: str, secret_id: str) -> None:
+        """Delete a sealed secret (best effort)."""
+        ...
+
+    def acme_subjects(self, workspace: str) -> list[dict[str, Any]]:
+        """The workspace's ACME subjects (node.acme.view.subject_rows)."""
+        ...
+
+    def certificate_status(self, workspace: str, certificate: Certificate) -> dict[str, Any]:
+        """One certificate's status on this node (node.acme.view.certificate_row)."""
+        ...
+
 
 class LocalServices:
     """:class:`ApiServices` over a real :class:`Store`: every document is opened on first
@@ -105,7 +133,12 @@ class LocalServices:
         node_name: str = "local",
         events: EventHub | None = None,
         on_publish: Callable[[str, bytes], None] | None = None,
+        identity: Identity | None = None,
     ) -> None:
+        """``identity``: whose vault keys seal secrets (a fresh one by default; this
+        node is the workspaces' only key holder)."""
+        self.identity = identity or Identity.generate()
+        self._vaults: dict[str, WorkspaceVault] = {}
         self.store = store
         self.membership = membership
         self._node_name = node_name
@@ -149,3 +182,56 @@ class LocalServices:
 
     async def revoke(self, node: str) -> Member:
         return await self.membership.revoke(node)
+
+    # -- secrets and certificates (this node alone holds every workspace's key) --
+
+    def _vault(self, workspace: str) -> WorkspaceVault:
+        name = workspace_document(workspace)
+        persisted = self.document(name)
+        assert persisted is not None
+        vault = self._vaults.get(workspace)
+        if vault is None or vault.persisted is not persisted:
+            me = self.identity.public_key
+            vault = WorkspaceVault(persisted, workspace, self.identity, may_hold=me.__eq__)
+            self._vaults[workspace] = vault
+        return vault
+
+    def seal_secret(self, workspace: str, secret_id: str, plaintext: bytes) -> None:
+        vault = self._vault(workspace)
+        try:
+            try:
+                update = vault.put(secret_id, plaintext)
+            except SecretError:
+                rotated = vault.maintain([self.identity.public_key], int(time.time()))
+                if rotated is not None:
+                    self.published(vault.persisted.name, rotated)
+                update = vault.put(secret_id, plaintext)
+        except SecretError as exc:
+            raise SecretUnavailable(str(exc)) from None
+        if update is not None:
+            self.published(vault.persisted.name, update)
+
+    def drop_secret(self, workspace: str, secret_id: str) -> None:
+        vault = self._vault(workspace)
+        update = vault.delete(secret_id)
+        if update is not None:
+            self.published(vault.persisted.name, update)
+
+    def _workspace(self, workspace: str) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        persisted = self.document(workspace_document(workspace))
+        assert persisted is not None
+        doc = WorkspaceDocument(persisted.doc)
+        vhosts, _ = doc.list(VirtualHost)
+        certs, _ = doc.list(Certificate)
+        return persisted.doc, {v.id: v for v in vhosts}, {c.id: c for c in certs}
+
+    def acme_subjects(self, workspace: str) -> list[dict[str, Any]]:
+        doc, vhosts, certs = self._workspace(workspace)
+        now = time.time()
+        return view.subject_rows(workspace, doc, vhosts, certs, now, lambda x: x.expires > now)
+
+    def certificate_status(self, workspace: str, certificate: Certificate) -> dict[str, Any]:
+        subjects = self.acme_subjects(workspace)
+        return view.certificate_row(
+            certificate, subjects, time.time(), installed=None, install_error=None
+        )

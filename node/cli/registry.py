@@ -18,6 +18,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "vhost": LazyCommand(
         "node.cli.vhost_cmd:vhost", "Create, list, show, update and delete virtual hosts."
     ),
+    "cert": LazyCommand(
+        "node.cli.cert_cmd:cert", "List, show, upload, renew and delete certificates."
+    ),
     "init": LazyCommand("node.cli.node_cmd:init", "Create a new mesh with this node in it."),
     "join": LazyCommand("node.cli.node_cmd:join", "Join a mesh with a token from `invite`."),
     "run": LazyCommand("node.cli.node_cmd:run", "Run the node daemon in the foreground."),
