@@ -10,7 +10,7 @@
         state.db              the durable store (SQLite, WAL) - crdt.store
         api.sock              the local API (mode 0660)
         nginx/                nginx's private prefix (conf trees, logs, temp dirs)
-        certs/                installed certificates and keys (mode 0700)
+        certs/                the fallback certificate (documents' certificates go to tmpfs)
 """
 
 from __future__ import annotations
