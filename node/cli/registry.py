@@ -30,4 +30,5 @@ COMMANDS: dict[str, LazyCommand] = {
     "revoke": LazyCommand("node.cli.node_cmd:revoke", "Revoke a node for good."),
     "leave": LazyCommand("node.cli.node_cmd:leave", "Leave the mesh and stop the daemon."),
     "demo": LazyCommand("node.cli.node_cmd:demo", "Run a local 3-node mesh with real nginx."),
+    "tui": LazyCommand("node.cli.tui_cmd:tui", "Open the terminal console (Textual) on the API."),
 }
