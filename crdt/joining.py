@@ -30,6 +30,7 @@ import msgpack
 from pycrdt import Doc, Map
 
 from crdt.membership import ALL_WORKSPACES, ASSIGNMENTS, TRUST, MeshState, assignment_key
+from crdt.store import StoreError
 from crdt.trust import (
     INVITE_ID_LEN,
     SECRET_LEN,
@@ -129,6 +130,12 @@ def answer_join(
         update = _admit(state, identity, peer, JoinRequest.unpack(request), now)
     except JoinRefused as exc:
         return msgpack.packb({"v": _VERSION, "refused": str(exc)}, use_bin_type=True)
+    except StoreError as exc:
+        # This seed cannot store the admission (disk full, read-only): refuse with the
+        # reason rather than raise into mesh/ (which stops the daemon). Nothing was
+        # written and the invite is not spent.
+        refused = f"the seed cannot store the admission: {exc}"
+        return msgpack.packb({"v": _VERSION, "refused": refused}, use_bin_type=True)
     publish(update)
     full = zlib.compress(state.persisted.doc.get_update(), 6)
     return msgpack.packb({"v": _VERSION, "mesh": full}, use_bin_type=True)

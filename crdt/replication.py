@@ -38,7 +38,7 @@ import msgpack
 
 from crdt import yjs
 from crdt.documents import MESH_DOCUMENT, workspace_document, workspace_of
-from crdt.store import PersistedDoc
+from crdt.store import PersistedDoc, StoreError
 
 VERSION = 1
 
@@ -126,6 +126,12 @@ class Replicator:
         except (ValueError, RuntimeError):
             # pycrdt refuses an update it cannot decode: a peer's bug, not ours.
             self.drops["bad_update"] += 1
+            return
+        except StoreError:
+            # Our disk refused it (full, read-only, I/O error). The document was rebuilt
+            # from disk, so memory holds nothing unpersisted; anti-entropy brings the
+            # update again once writes succeed. Raising would stop the daemon.
+            self.drops["not_persisted"] += 1
             return
         self.applied += 1
         if doc.generation != before and self.on_applied is not None:

@@ -20,7 +20,7 @@ import trio
 from crdt.joining import JoinRefused, JoinRequest, answer_join, check_node_name, verify_answer
 from crdt.membership import MeshState
 from crdt.replication import Replicator
-from crdt.store import PersistedDoc, Store
+from crdt.store import PersistedDoc, Store, StoreFull
 from crdt.trust import Admission, Genesis, Invite, Revocation, Token
 from mesh import AdmissionError, Identity, MeshConfig, MeshNode, request_admission
 
@@ -192,3 +192,27 @@ def test_node_names_are_dns_labels(name: str) -> None:
     with pytest.raises(ValueError, match="invalid node name"):
         check_node_name(name)
     assert check_node_name("web-1") == "web-1"
+
+
+async def test_a_seed_whose_disk_is_full_refuses_the_join_instead_of_raising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found looking for more of what the fault lab (bench.faults) found on a full disk:
+    # the admission write's StoreFull went up through mesh/'s admission exchange and
+    # stopped the seed's daemon.
+    async with running_seed(tmp_path) as seed:
+        token = seed.invite()
+        store = seed.state.persisted.store
+
+        def full(doc: str, update: bytes) -> int:
+            raise StoreFull("the disk holding seed.db is full")
+
+        monkeypatch.setattr(store, "append", full)
+        with pytest.raises(JoinRefused, match=r"cannot store the admission.*full"):
+            await _join(token, Identity.from_seed(b"\x31" * 32))
+        assert len(seed.state.members) == 1
+        assert seed.published == []
+        monkeypatch.undo()
+        # Nothing was spent: once the disk takes writes again the same token works.
+        await _join(token, Identity.from_seed(b"\x31" * 32))
+        assert len(seed.state.members) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from pathlib import Path
 
 import msgpack
@@ -101,3 +102,34 @@ def test_an_update_before_its_dependency_is_held_then_integrated(tmp_path: Path)
         names = [o.name for o in MeshDocument(target.doc).list(Organization)[0]]
         assert names == ["Second"]
         assert r.drops == {}
+
+
+def test_a_peer_update_the_full_disk_refuses_is_dropped_not_raised(tmp_path: Path) -> None:
+    # Found by the fault lab (bench.faults): a node whose disk filled up died with
+    # StoreFull on the next update a peer broadcast; it must keep running, hold nothing
+    # it could not persist, and take the update again once the disk accepts writes.
+    with Store.open(tmp_path / "src.db") as src_store, Store.open(tmp_path / "dst.db") as dst:
+        src = PersistedDoc.open(src_store, "mesh", random.Random(1))
+
+        def many(d: MeshDocument) -> None:  # ~300 KB: more than a full store has left
+            for i in range(300):
+                d.create(Organization, {"name": f"org{i}", "description": "x" * 1000})
+
+        _, update = MeshDocument.edit(src, many)
+        assert update is not None
+        r = Replicator(MEMBERS.__contains__)
+        target = PersistedDoc.open(dst, "mesh", random.Random(2))
+        r.replicate("mesh", target)
+        pages = dst._conn.execute("PRAGMA page_count").fetchone()[0]
+        dst._conn.execute(f"PRAGMA max_page_count={pages}")
+        r.deliver(*Replicator.publish("mesh", update))  # broadcast path
+        r.merge_final(b"p" * 32, msgpack.packb({"diff": {"mesh": zlib.compress(update)}}))
+        assert r.drops == {"not_persisted": 2}
+        assert r.applied == 0
+        assert MeshDocument(target.doc).list(Organization) == ([], [])
+        dst._conn.execute("PRAGMA max_page_count=1073741823")
+        r.deliver(*Replicator.publish("mesh", update))
+        assert len(MeshDocument(target.doc).list(Organization)[0]) == 300
+    with Store.open(tmp_path / "dst.db") as dst:
+        reopened = PersistedDoc.open(dst, "mesh")
+        assert len(MeshDocument(reopened.doc).list(Organization)[0]) == 300
