@@ -472,7 +472,9 @@ class Daemon:
             if meta != published and self._node is not None:
                 self._node.set_meta(meta)
                 published = meta
-            await trio.sleep(_META_INTERVAL)  # coalesce bursts of status changes
+                # Coalesce bursts of status changes - but only after a publication: a
+                # wake-up that found nothing new must not delay the next real change.
+                await trio.sleep(_META_INTERVAL)
 
     # ------------------------------------------------------------------ housekeeping
 
