@@ -21,6 +21,8 @@ delivery there minus the time taken just before the broadcast was handed to the 
 (a JSON line written to our agent's stdin; a request written to serf's RPC socket).
 The origin itself is not counted: N-1 deliveries a round. Medians and maxima are over
 all (node, round) deliveries.
+Serf first gets one unmeasured warm-up event (agents ignore events older than their
+join, and a fresh mesh's very first event can fall in that window).
 
 Our bytes per node for one broadcast: the agents' ``bytes_out`` summed over all nodes,
 after minus before the round's window (``--gap`` seconds from the broadcast), less the
@@ -52,7 +54,6 @@ import os
 import random
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -62,7 +63,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import msgpack
@@ -70,9 +70,11 @@ import msgpack
 from bench.procs import (
     Proc,
     ProcSet,
+    check_alive,
     free_ports,
     idle_cpu_percent,
     port_open,
+    terminate_as_exit,
     total_rss_bytes,
     wait_until,
 )
@@ -272,7 +274,7 @@ def run_ours(plan: Plan) -> SideResult:
         )
         progress(f"ours: {n} agents listening after {time.monotonic() - t_start:.1f} s")
         if not pset.wait_for(state.converged, plan.converge_timeout):
-            _check_alive(procs)
+            check_alive(procs)
             raise RuntimeError(
                 f"ours: not converged in {plan.converge_timeout:.0f} s "
                 f"(least-informed node sees {state.least_members()} of {n - 1} others)"
@@ -328,7 +330,7 @@ def run_ours(plan: Plan) -> SideResult:
             result.bg_bytes_per_node_s = statistics.median(bg_rates)
         if per_round_bytes:
             result.bytes_per_node = statistics.median(per_round_bytes)
-        _check_alive(procs)
+        check_alive(procs)
         return result
     finally:
         pset.stop_all()
@@ -403,14 +405,66 @@ def serf_deliveries(log: Path, name: str) -> dict[str, float]:
     return got
 
 
-def run_serf(plan: Plan) -> SideResult:
+class SerfMesh:
+    """N running ``serf agent`` processes on 127.0.0.1, converged, with an RPC client each
+    (see :func:`serf_mesh`), warmed up by one unmeasured user event. Node ``i`` is named
+    ``s{i}``; every user event runs a handler that appends ``date +%s.%N``, the node's name
+    and the event's name to :attr:`log`."""
+
+    def __init__(self, nodes: int, log: Path, procs: list[Proc], clients: list[SerfRPC]) -> None:
+        self.nodes = nodes
+        self.log = log
+        self.procs = procs
+        self.clients = clients
+        self.up_s = 0.0
+        """From the first spawn until every RPC port answered."""
+        self.converged_s = 0.0
+        """From the first spawn until every node saw all N alive."""
+        self.warmup_delivered = 0
+        """Nodes that ran the handler for the unmeasured warm-up event."""
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def event(self, origin: int, name: str) -> float:
+        """Send user event ``name`` from node ``origin`` (RPC, Coalesce=false); returns
+        ``time.time()`` taken just before the request was written."""
+        seq, t0 = self.clients[origin].send(
+            "event", {"Name": name, "Payload": b"x", "Coalesce": False}
+        )
+        self.clients[origin].response(seq, has_body=False)
+        return t0
+
+    def deliveries(self, name: str) -> dict[str, float]:
+        """node name -> first handler time for the user event ``name``."""
+        return serf_deliveries(self.log, name)
+
+    def wait_deliveries(self, name: str, count: int, timeout: float) -> dict[str, float]:
+        """Poll (bounded) until ``count`` nodes ran the handler for ``name``; what ran."""
+        wait_until(lambda: len(self.deliveries(name)) >= count, timeout, interval=0.05)
+        return self.deliveries(name)
+
+
+@contextmanager
+def serf_mesh(
+    nodes: int,
+    workdir: Path,
+    *,
+    rng: random.Random,
+    start_timeout: float,
+    converge_timeout: float,
+) -> Iterator[SerfMesh]:
+    """Start ``nodes`` serf agents (default LAN profile, all joining through node 0) with
+    their logs under ``workdir/serf``; wait (bounded) until every one sees all alive;
+    send one warm-up user event (not measured); stop them all on exit."""
     serf = shutil.which("serf")
     if serf is None:
         raise RuntimeError("serf is not installed (apt-get install serf)")
-    n = plan.nodes
-    ports = free_ports(2 * n, HOST, rng=plan.rng)
+    n = nodes
+    ports = free_ports(2 * n, HOST, rng=rng)
     bind, rpc = ports[:n], ports[n:]
-    logdir = plan.workdir / "serf"
+    logdir = workdir / "serf"
     logdir.mkdir()
     log = logdir / "events.log"
     log.touch()
@@ -424,7 +478,6 @@ def run_serf(plan: Plan) -> SideResult:
     handler.chmod(0o755)
     pset = ProcSet()
     clients: list[SerfRPC] = []
-    result = SideResult()
 
     def spawn(i: int) -> Proc:
         argv = [
@@ -450,50 +503,65 @@ def run_serf(plan: Plan) -> SideResult:
     try:
         t_start = time.monotonic()
         procs = [spawn(0)]
-        if not wait_until(lambda: port_open(HOST, rpc[0]), plan.start_timeout):
-            _check_alive(procs)
+        if not wait_until(lambda: port_open(HOST, rpc[0]), start_timeout):
+            check_alive(procs)
             raise RuntimeError("serf: node 0's RPC port never opened")
         procs += [spawn(i) for i in range(1, n)]
         if not wait_until(
-            lambda: all(port_open(HOST, p) for p in rpc) or bool(pset.dead()), plan.start_timeout
+            lambda: all(port_open(HOST, p) for p in rpc) or bool(pset.dead()), start_timeout
         ):
             raise RuntimeError("serf: not every RPC port opened")
-        _check_alive(procs)
+        check_alive(procs)
         clients += [SerfRPC(p) for p in rpc]
-        progress(f"serf: {n} agents up after {time.monotonic() - t_start:.1f} s")
+        mesh = SerfMesh(n, log, procs, clients)
+        mesh.up_s = time.monotonic() - t_start
+        progress(f"serf: {n} agents up after {mesh.up_s:.1f} s")
         least = [0]
 
         def converged() -> bool:
             least[0] = min(c.alive_members() for c in clients)
             return least[0] == n
 
-        if not wait_until(converged, plan.converge_timeout, interval=0.5):
-            _check_alive(procs)
+        if not wait_until(converged, converge_timeout, interval=0.5):
+            check_alive(procs)
             raise RuntimeError(
-                f"serf: not converged in {plan.converge_timeout:.0f} s "
+                f"serf: not converged in {converge_timeout:.0f} s "
                 f"(least-informed node sees {least[0]} of {n} alive)"
             )
-        progress(f"serf: every node sees all {n} alive after {time.monotonic() - t_start:.1f} s")
-        _measure_idle(plan, [p.pid for p in procs], result, "serf")
+        mesh.converged_s = time.monotonic() - t_start
+        progress(f"serf: every node sees all {n} alive after {mesh.converged_s:.1f} s")
+        # A first user event, not measured: agents that joined after an event's Lamport
+        # time ignore it as old, and a fresh mesh's first event can fall in that window.
+        warm = f"warmup-{rng.randrange(1 << 40):x}"
+        mesh.event(0, warm)
+        mesh.warmup_delivered = len(mesh.wait_deliveries(warm, n, 5.0))
+        yield mesh
+        check_alive(procs)
+    finally:
+        for c in clients:
+            c.close()
+        pset.stop_all()
 
+
+def run_serf(plan: Plan) -> SideResult:
+    n = plan.nodes
+    result = SideResult()
+    with serf_mesh(
+        n,
+        plan.workdir,
+        rng=plan.rng,
+        start_timeout=plan.start_timeout,
+        converge_timeout=plan.converge_timeout,
+    ) as mesh:
+        _measure_idle(plan, mesh.pids, result, "serf")
         token = f"{plan.rng.randrange(1 << 40):x}"
         for r in range(plan.rounds):
             origin = plan.rng.randrange(n)
             name = f"bench-{token}-r{r}"
-            seq, t0 = clients[origin].send(
-                "event", {"Name": name, "Payload": b"x", "Coalesce": False}
-            )
-            clients[origin].response(seq, has_body=False)
-            origin_name = f"s{origin}"
-
-            def receivers(name: str = name, origin_name: str = origin_name) -> dict[str, float]:
-                got = serf_deliveries(log, name)
-                got.pop(origin_name, None)
-                return got
-
-            wait_until(lambda: len(receivers()) >= n - 1, plan.timeout, interval=0.05)
-            got = receivers()
-            own = serf_deliveries(log, name).get(origin_name)
+            t0 = mesh.event(origin, name)
+            mesh.wait_deliveries(name, n, plan.timeout)
+            got = mesh.deliveries(name)
+            own = got.pop(f"s{origin}", None)
             if own is not None:
                 result.origin_lags.append(own - t0)
             delays = [t - t0 for t in got.values()]
@@ -501,12 +569,7 @@ def run_serf(plan: Plan) -> SideResult:
             result.missed += n - 1 - len(got)
             _quiet_gap(t0, plan.gap)
             _round_line("serf", r, origin, delays, n, "")
-        _check_alive(procs)
-        return result
-    finally:
-        for c in clients:
-            c.close()
-        pset.stop_all()
+    return result
 
 
 # --------------------------------------------------------------------------- shared
@@ -521,28 +584,25 @@ def _expect(
         return predicate() or any(not p.alive for p in procs)
 
     ok = pset.wait_for(done_or_dead, timeout)
-    _check_alive(procs)
+    check_alive(procs)
     if not ok or not predicate():
         raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _check_alive(procs: list[Proc]) -> None:
-    for p in procs:
-        if not p.alive:
-            raise RuntimeError(
-                f"{p.name} exited with status {p.popen.returncode}; its stderr ends:\n"
-                f"{p.stderr_tail()}\n(command: {shlex.join(p.argv)})"
-            )
+def measure_idle(pids: list[int], idle: float, side: str) -> tuple[float, float]:
+    """(CPU % per process over ``idle`` seconds, RSS MB per process) of ``pids``, after up
+    to 2 s for the join traffic to die down."""
+    time.sleep(min(2.0, idle))
+    cpu_pct = idle_cpu_percent(pids, idle)
+    rss_mb = total_rss_bytes(pids) / len(pids) / MB
+    progress(
+        f"{side}: idle {cpu_pct:.2f} % CPU per node over {idle:.0f} s, RSS {rss_mb:.1f} MB per node"
+    )
+    return cpu_pct, rss_mb
 
 
 def _measure_idle(plan: Plan, pids: list[int], result: SideResult, side: str) -> None:
-    time.sleep(min(2.0, plan.idle))  # let the join traffic die down
-    result.idle_cpu_pct = idle_cpu_percent(pids, plan.idle)
-    result.rss_mb = total_rss_bytes(pids) / len(pids) / MB
-    progress(
-        f"{side}: idle {result.idle_cpu_pct:.2f} % CPU per node over {plan.idle:.0f} s, "
-        f"RSS {result.rss_mb:.1f} MB per node"
-    )
+    result.idle_cpu_pct, result.rss_mb = measure_idle(pids, plan.idle, side)
 
 
 def _quiet_gap(t0: float, gap: float) -> None:
@@ -558,21 +618,6 @@ def _round_line(side: str, r: int, origin: int, delays: list[float], n: int, ext
     progress(
         f"{side}: round {r} from node {origin}: {len(delays)}/{n - 1} delivered, {stats}{extra}"
     )
-
-
-@contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """Turn SIGTERM (and SIGHUP) into SystemExit, so ``finally`` blocks clean up."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 def main() -> None:
@@ -620,7 +665,7 @@ def main() -> None:
     started = time.monotonic()
     ours = serf = None
     try:
-        with _terminate_as_exit():
+        with terminate_as_exit():
             if args.only in (None, "ours"):
                 ours = run_ours(plan)
             if args.only in (None, "serf"):

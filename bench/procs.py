@@ -4,7 +4,12 @@
 - :class:`Proc`: a child in its own process group, optionally with a JSON-lines stdout
   reader thread and a JSON-lines stdin writer;
 - :class:`ProcSet`: every child a benchmark started, ended together (TERM, then KILL);
-- :func:`rss_bytes`, :func:`cpu_seconds`: what /proc says of a process.
+- :func:`rss_bytes`, :func:`cpu_seconds`: what /proc says of a process;
+- :func:`check_alive`: a clear error naming a child that exited, with its stderr tail;
+- :func:`terminate_as_exit`: SIGTERM/SIGHUP become SystemExit, so ``finally`` blocks run;
+- :class:`MachineLoad`: load average and CPU use over a measuring window, the machine's
+  and that of everything but the benchmark's own process tree;
+- :func:`code_version`: the commit measured and what differed from it.
 
 Children are started in a new session (so a Ctrl-C on the terminal reaches only the
 benchmark, which then ends them itself) and, on Linux, with a parent-death signal, so
@@ -18,13 +23,15 @@ import ctypes
 import json
 import os
 import random
+import shlex
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 PORT_RANGE = (20000, 32000)
@@ -339,3 +346,133 @@ def idle_cpu_percent(pids: Sequence[int], window: float) -> float:
     used = total_cpu_seconds(pids) - before
     wall = time.monotonic() - start
     return used / wall / max(1, len(pids)) * 100
+
+
+def check_alive(procs: Iterable[Proc]) -> None:
+    """Raise RuntimeError naming the first child that exited, with its stderr's tail."""
+    for p in procs:
+        if not p.alive:
+            raise RuntimeError(
+                f"{p.name} exited with status {p.popen.returncode}; its stderr ends:\n"
+                f"{p.stderr_tail()}\n(command: {shlex.join(p.argv)})"
+            )
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM (and SIGHUP) into SystemExit, so ``finally`` blocks clean up."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages."""
+    one, five, fifteen = os.getloadavg()
+    return round(one, 2), round(five, 2), round(fifteen, 2)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (field 3 on); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process, of the children it reaped, and of every live descendant
+    (with the children *they* reaped: an nginx -t a daemon ran, say)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(entry)
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    total = 0.0
+    todo = [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        fields = _stat_fields(pid)
+        if fields is not None:
+            # utime, stime, cutime, cstime: fields 14-17 of stat, 11-14 here
+            total += sum(int(x) for x in fields[11:15]) / _CLK_TCK
+        todo += children.get(pid, [])
+    return total
+
+
+class MachineLoad:
+    """What the machine did while a benchmark measured: load averages at :meth:`start`
+    and :meth:`stop`, and the CPU use in between (100 = every core busy) of the whole
+    machine and of everything *else* - the machine's less this benchmark's own process
+    tree (:func:`own_cpu_seconds`), i.e. what other work took from the cores."""
+
+    def __init__(self) -> None:
+        self.load_before = self.load_after = (0.0, 0.0, 0.0)
+        self._ticks = (0, 0)
+        self._own = 0.0
+        self.cpu_busy_pct: float | None = None
+        self.others_busy_pct: float | None = None
+
+    def start(self) -> MachineLoad:
+        self.load_before = load_average()
+        self._own = own_cpu_seconds()
+        self._ticks = _cpu_ticks()
+        return self
+
+    def stop(self) -> MachineLoad:
+        busy, total = _cpu_ticks()
+        own = own_cpu_seconds() - self._own
+        d_total = total - self._ticks[1]
+        if d_total:
+            d_busy = busy - self._ticks[0]
+            self.cpu_busy_pct = round(100 * d_busy / d_total, 1)
+            others = max(0.0, d_busy - own * _CLK_TCK)
+            self.others_busy_pct = round(100 * others / d_total, 1)
+        self.load_after = load_average()
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "load_before": list(self.load_before),
+            "load_after": list(self.load_after),
+            "cpu_busy_pct": self.cpu_busy_pct,
+            "others_busy_pct": self.others_busy_pct,
+            "cpus": os.cpu_count(),
+        }
+
+
+def code_version(root: Path | None = None) -> dict[str, Any]:
+    """The commit measured and the tracked files that differed from it (uncommitted work
+    in a shared checkout changes what a benchmark runs)."""
+    root = root or Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "-uno").splitlines() if line]
+    return {"commit": git("rev-parse", "--short=12", "HEAD") or None, "modified": dirty}
