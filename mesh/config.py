@@ -86,7 +86,13 @@ class MeshConfig:
 
     eager_push: bool = True
     """Push a new application broadcast at once to gossip_nodes members - on creation
-    and on first receipt - instead of waiting for the next gossip round."""
+    and on first receipt - and a node's own new metadata when it sets it, instead of
+    waiting for the next gossip round."""
+
+    news_delay: float = 0.05
+    """A member's new metadata, heard from someone else, is gossiped on in an extra round
+    this long after it arrived rather than at the next regular round; at most one extra
+    round is pending, so they are at most 1/news_delay a second. 0 disables them."""
 
     lifeguard: bool = True
     """Lifeguard refinements (local health, dynamic suspicion, nacks, the suspect told

@@ -141,6 +141,7 @@ class MeshCore:
         # Bytes of messages one sealed datagram of at most `mtu` bytes can carry.
         self._room = config.mtu - seal.overhead - wire.COMPOUND_HEADER_MAX
         self._push_pull_generation = 0
+        self._news_pending = False
         self._queue_alive()
         self._start_timers(now)
 
@@ -201,7 +202,7 @@ class MeshCore:
         self._check_meta(meta)
         if self.leaving:
             raise LocalProtocolError("this node is leaving; its metadata can no longer change")
-        self._bump(self.incarnation + 1, meta=meta)
+        self._bump(self.incarnation + 1, meta=meta, push=self.config.eager_push)
 
     def broadcast(self, now: float, payload: bytes, topic: str = "") -> bytes:
         """Send ``payload`` once to every member, or with a ``topic`` only to the members
@@ -422,6 +423,7 @@ class MeshCore:
             self._events.append(MemberAlive(new))
         elif (old.meta, old.addr) != (new.meta, new.addr):
             self._events.append(MemberUpdated(new))
+            self._news(now)
 
     def _on_suspect(self, now: float, msg: wire.Suspect) -> None:
         if msg.node == self.key:
@@ -510,28 +512,40 @@ class MeshCore:
         self.stats.refutations += 1
         if self.config.lifeguard:
             self.awareness.apply(1)
-        self._bump(max(self.incarnation, incarnation) + 1)
         # Push the refutation at once, to the accuser and a few others, rather than wait
         # for gossip rounds: in a small mesh the retransmit limit is only 2 or 4.
-        local = self.table.local
-        alive = wire.encode(wire.Alive(local.incarnation, self.key, local.addr, local.meta))
-        targets = self.table.sample(self.config.gossip_nodes, _is_reachable, (self.key,))
-        if accuser is not None and accuser != self.key and (m := self.table.get(accuser)):
-            targets = [m, *(t for t in targets if t.key != accuser)]
-        for member in targets:
-            self._send(member, [alive])
+        self._bump(max(self.incarnation, incarnation) + 1, push=True, first=accuser)
 
-    def _bump(self, incarnation: int, meta: bytes | None = None) -> None:
+    def _bump(
+        self,
+        incarnation: int,
+        meta: bytes | None = None,
+        *,
+        push: bool = False,
+        first: bytes | None = None,
+    ) -> None:
         local = self.table.local
         self.table.put(
             local.evolve(incarnation=incarnation, meta=local.meta if meta is None else meta)
         )
-        self._queue_alive()
+        self._queue_alive(push, first)
 
-    def _queue_alive(self) -> None:
+    def _queue_alive(self, push: bool = False, first: bytes | None = None) -> None:
         local = self.table.local
-        msg = wire.Alive(local.incarnation, self.key, local.addr, local.meta)
-        self.queue.push(wire.encode(msg), key=self.key)
+        encoded = wire.encode(wire.Alive(local.incarnation, self.key, local.addr, local.meta))
+        if push:
+            self._push(encoded, (self.key,), first)
+        self.queue.push(encoded, key=self.key)
+
+    def _push(self, encoded: bytes, exclude: tuple[bytes, ...], first: bytes | None = None) -> None:
+        """Send ``encoded`` at once to ``gossip_nodes`` reachable members (``first``, if
+        known, ahead of them). Call it before queueing ``encoded``: a queued copy would be
+        piggybacked on these very datagrams."""
+        targets = self.table.sample(self.config.gossip_nodes, _is_reachable, exclude)
+        if first is not None and first not in exclude and (m := self.table.get(first)):
+            targets = [m, *(t for t in targets if t.key != first)]
+        for member in targets:
+            self._send(member, [encoded])
 
     @staticmethod
     def _check_meta(meta: bytes) -> None:
@@ -542,6 +556,19 @@ class MeshCore:
 
     def _gossip_round(self, now: float) -> None:
         self._at(now + self.config.gossip_interval, self._gossip_round)
+        self._gossip(now)
+
+    def _news(self, now: float) -> None:
+        """Someone's new metadata was queued: gossip it on soon (``news_delay``)."""
+        if self.config.news_delay and not self._news_pending:
+            self._news_pending = True
+            self._at(now + self.config.news_delay, self._news_round)
+
+    def _news_round(self, now: float) -> None:
+        self._news_pending = False
+        self._gossip(now)
+
+    def _gossip(self, now: float) -> None:
         if not self.queue:
             return
         horizon = now - self.config.gossip_to_the_dead

@@ -165,6 +165,45 @@ def test_metadata_update_reaches_everyone_and_bumps_the_incarnation() -> None:
     assert core.incarnation == 1
 
 
+def metadata_spread(config: MeshConfig, n: int = 40, seed: int = 5) -> tuple[float, float]:
+    """When the first and the last other node learned of one node's new metadata."""
+    sim = Simulation(n, seed=seed, config=config)
+    rec = Recorder(sim)
+    sim.run_until(1.0)
+    start = sim.now
+    sim.nodes[0].core.set_meta(sim.now, b"rev=1")
+    sim.flush(0)
+    sim.run_until(start + 10)
+    times = sorted(t - start for _, _, t in rec.of(MemberUpdated, sim.nodes[0].key))
+    assert len(times) == n - 1, "everyone hears of it"
+    return times[0], times[-1]
+
+
+def test_new_metadata_is_pushed_at_once_and_relayed_in_news_rounds() -> None:
+    eager_first, eager_last = metadata_spread(MeshConfig.lan())
+    lazy_first, lazy_last = metadata_spread(MeshConfig.lan(eager_push=False, news_delay=0))
+    # Pushed by its node: the first peers have it after one network latency (<= 5 ms),
+    # not at the next gossip round (up to 200 ms later).
+    assert eager_first <= 0.005
+    # Relayed news rounds 50 ms apart rather than gossip rounds 200 ms apart.
+    assert eager_last < 0.25
+    assert eager_last < lazy_last / 2, (eager_last, lazy_last)
+
+
+def test_news_rounds_stay_within_their_rate() -> None:
+    sim = Simulation(30, seed=21, config=MeshConfig.lan())
+    sim.run_until(1.0)
+    for node in sim.nodes:  # everyone changes at once: each node hears 29 updates
+        node.core.set_meta(sim.now, b"rev=2")
+        sim.flush(node.index)
+    before = sim.datagrams
+    sim.run_until(3.0)
+    # Per node per second: ~8 without news rounds (probes, acks, gossip rounds with
+    # something to carry). Relaying each update on its own would add 29 x 3 / 2 = 43.
+    per_node_second = (sim.datagrams - before) / 30 / 2.0
+    assert per_node_second < 15, per_node_second
+
+
 def test_metadata_over_512_bytes_is_refused_with_a_clear_error() -> None:
     sim = Simulation(2, seed=12)
     with pytest.raises(MetaTooLarge, match="513 bytes; the limit is 512 bytes"):
