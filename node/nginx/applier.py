@@ -112,7 +112,9 @@ class Applier:
         self.server = server
         self._build = build
         self.tree = TreeStore(settings.prefix, keep=settings.keep_trees)
-        self.debouncer = Debouncer(settings.min_quiet, settings.max_quiet, settings.splay, rng)
+        self.debouncer = Debouncer(
+            settings.min_quiet, settings.max_quiet, settings.splay, rng, settings.lead_after
+        )
         self.cell: StatusCell[ApplierStatus] = StatusCell(ApplierStatus())
         if on_status is not None:
             self.cell.callbacks.append(on_status)
@@ -134,7 +136,8 @@ class Applier:
         return self.cell.value
 
     def submit(self) -> None:
-        """The desired state changed: apply it after the quiet period."""
+        """The desired state changed: apply it at once after a quiet spell, else after
+        the quiet period (:class:`~node.nginx.debounce.Debouncer`)."""
         self.debouncer.poke()
 
     async def apply_now(self, *, force: bool = False) -> ApplyResult:

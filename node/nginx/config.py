@@ -43,6 +43,11 @@ class NginxSettings:
     min_quiet: float = 0.2
     max_quiet: float = 2.0
     splay: float = 0.25
+    """Up to this long added to each batch at random, so that nodes learning of an edit
+    together do not all reload together (new workers reconnect to the upstreams)."""
+    lead_after: float | None = 2.0
+    """The first change after this long without an apply is applied at once (plus the
+    splay); None: always wait ``min_quiet`` (see node.nginx.debounce)."""
     drift_interval: float | None = 30.0
     retry_interval: float = 30.0
     """A failed revision is tried again after this long (or when nginx comes up)."""
