@@ -52,7 +52,11 @@ class MeshMembership:
             return {}
         return {str(k): str(v) for k, v in value.items()}
 
-    def _info(self, key: bytes, member: Member | None) -> MemberInfo:
+    def _info(
+        self, key: bytes, member: Member | None, known: list[str] | None = None
+    ) -> MemberInfo:
+        if known is None:
+            known = [w.id for w in self.replica.workspaces()]
         verifier = self.replica.mesh.verifier
         meta = NodeMeta.unpack(member.meta) if member is not None else None
         name = verifier.known_names.get(key) or (meta.name if meta else fingerprint(key))
@@ -68,7 +72,7 @@ class MeshMembership:
             "address": format_host_port(member.addr) if member is not None else "",
             "state": state,
             "labels": self.labels(key),
-            "metadata": meta.to_json() if meta is not None else {},
+            "metadata": meta.to_json(known) if meta is not None else {},
         }
 
     def members(self) -> list[MemberInfo]:
@@ -78,7 +82,9 @@ class MeshMembership:
         # were never admitted do not.
         verifier = mesh.verifier
         keys = set(mesh.members) | {k for k in verifier.revoked if k in verifier.known_names}
-        return sorted((self._info(k, seen.get(k)) for k in keys), key=lambda m: m["name"])
+        known = [w.id for w in self.replica.workspaces()]
+        infos = (self._info(k, seen.get(k), known) for k in keys)
+        return sorted(infos, key=lambda m: m["name"])
 
     def find(self, node: str) -> bytes:
         """A node's key by name or key fingerprint (prefix); :class:`UnknownNode`."""

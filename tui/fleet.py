@@ -41,6 +41,8 @@ class Member:
     revision: str = ""
     digest: str = ""
     """Digest of the desired state its tree was rendered from (equal once converged)."""
+    workspaces: Mapping[str, str] = field(default_factory=dict)
+    """Workspace id -> digest of that workspace's state as this node applied it."""
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Member:
@@ -59,6 +61,7 @@ class Member:
             reason=str(meta.get("reason", "")),
             revision=str(meta.get("revision", "")),
             digest=str(meta.get("state", "")),
+            workspaces=_strings(meta.get("workspaces")),
         )
 
     @property
@@ -72,6 +75,12 @@ class Member:
         if self.apply == "quarantined" and self.quarantined:
             text = f"quarantined {self.quarantined}"
         return text
+
+
+def _strings(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _int(value: Any) -> int:
@@ -109,6 +118,7 @@ def merge_member_event(members: list[Member], event: Mapping[str, Any]) -> list[
                     reason=fresh.reason,
                     revision=fresh.revision,
                     digest=fresh.digest,
+                    workspaces=fresh.workspaces,
                 )
         updated.append(m)
     if not found:
@@ -152,24 +162,29 @@ def convergence_line(
     local: str = "",
     quarantined: Iterable[Quarantine] = (),
     names: Mapping[str, str] | None = None,
+    workspace_names: Mapping[str, str] | None = None,
 ) -> str:
     """One line: how many counted nodes serve the most common desired state, then who is
     quarantined, failed, suspect or dead. ``quarantined`` and ``names`` (unit -> a name
-    people know) describe the local node's quarantine, which only it knows in detail."""
+    people know) describe the local node's quarantine, which only it knows in detail;
+    ``workspace_names`` (id -> name) names the workspaces nodes are behind on."""
     counted = [m for m in members if m.state not in _GONE]
     if not counted:
         return "no members yet"
     units = list(quarantined)
     names = names or {}
     alive = [m for m in counted if m.state == "alive"]
-    digests = Counter(m.digest for m in alive if m.digest)
-    if digests:
-        top, on = digests.most_common(1)[0]
-        line = f"{on}/{len(counted)} nodes on state {short(top)}"
+    if any(m.workspaces for m in alive):
+        line = _per_workspace(alive, len(counted), workspace_names or {})
     else:
-        line = f"0/{len(counted)} nodes have applied a state yet"
-    if len(digests) > 1:
-        line += f", {len(digests) - 1} other state{'s' if len(digests) > 2 else ''}"
+        digests = Counter(m.digest for m in alive if m.digest)
+        if digests:
+            top, on = digests.most_common(1)[0]
+            line = f"{on}/{len(counted)} nodes on state {short(top)}"
+        else:
+            line = f"0/{len(counted)} nodes have applied a state yet"
+        if len(digests) > 1:
+            line += f", {len(digests) - 1} other state{'s' if len(digests) > 2 else ''}"
     quarantined_members = [m for m in counted if m.apply == "quarantined"]
     if quarantined_members:
         what = "; ".join(_quarantine_text(m, local, units, names) for m in quarantined_members)
@@ -182,4 +197,24 @@ def convergence_line(
         gone = sorted(m.name for m in counted if m.state == state)
         if gone:
             line += f", {len(gone)} {state}: {', '.join(gone)}"
+    return line
+
+
+def _per_workspace(alive: list[Member], counted: int, names: Mapping[str, str]) -> str:
+    """Nodes serve different workspaces, so whole-state digests differ by design: a node
+    is current when each workspace it serves is on that workspace's most common state."""
+    by_ws: dict[str, Counter[str]] = {}
+    for m in alive:
+        for ws, digest in m.workspaces.items():
+            by_ws.setdefault(ws, Counter())[digest] += 1
+    top = {ws: c.most_common(1)[0][0] for ws, c in by_ws.items()}
+    current = [m for m in alive if m.digest and all(top[w] == d for w, d in m.workspaces.items())]
+    if len(top) == 1:
+        (digest,) = top.values()
+        line = f"{len(current)}/{counted} nodes on state {short(digest)}"
+    else:
+        line = f"{len(current)}/{counted} nodes current on {len(top)} workspaces"
+    behind = sorted(names.get(ws, ws) for ws, c in by_ws.items() if len(c) > 1)
+    if behind:
+        line += f", behind on {', '.join(behind)}"
     return line

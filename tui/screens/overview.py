@@ -99,6 +99,9 @@ class OverviewScreen(NxScreen):
                     local=app.local_node,
                     quarantined=app.local_quarantine(),
                     names=app.unit_names(),
+                    workspace_names={
+                        str(ws.get("id")): str(ws.get("name")) for ws in app.workspaces
+                    },
                 )
             )
         else:
