@@ -32,9 +32,11 @@ def test_too_many_workspaces_drop_labels_and_reason_first_then_digests() -> None
     some = NodeMeta("n1", "1.0", reason="x" * 100, labels=labels,
                     workspaces=NodeMeta.digests(digests(20)))  # fmt: skip
     back = NodeMeta.unpack(some.pack())
-    assert back is not None and back.workspaces_complete
+    assert back is not None
+    assert back.workspaces_complete
     assert len(back.workspaces) == 20
-    assert back.labels == labels and back.reason == "x" * 100
+    assert back.labels == labels
+    assert back.reason == "x" * 100
 
     many = NodeMeta("n1", "1.0", reason="x" * 100, labels=labels,
                     workspaces=NodeMeta.digests(digests(200)))  # fmt: skip
@@ -43,7 +45,8 @@ def test_too_many_workspaces_drop_labels_and_reason_first_then_digests() -> None
     back = NodeMeta.unpack(packed)
     assert back is not None
     assert not back.workspaces_complete
-    assert back.labels == {} and back.reason == ""
+    assert back.labels == {}
+    assert back.reason == ""
     assert 40 <= len(back.workspaces) < 200
     assert len(packed) > META_MAX - 8, "as many as fit"
     published = {ws: back.applied(ws) for ws in digests(200)}
@@ -55,5 +58,7 @@ def test_metadata_of_an_older_peer_reads_without_workspaces() -> None:
     old = msgpack.packb([1, "n2", "0.9", "up", "ok", 0, "", "abc", "def", {}], use_bin_type=True)
     back = NodeMeta.unpack(old)
     assert back is not None
-    assert back.workspaces == {} and back.workspaces_complete and back.acme is None
+    assert back.workspaces == {}
+    assert back.workspaces_complete
+    assert back.acme is None
     assert workspace_tag("a") != workspace_tag("b")

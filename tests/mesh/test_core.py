@@ -181,7 +181,7 @@ def metadata_spread(config: MeshConfig, n: int = 40, seed: int = 5) -> tuple[flo
 
 def test_new_metadata_is_pushed_at_once_and_relayed_in_news_rounds() -> None:
     eager_first, eager_last = metadata_spread(MeshConfig.lan())
-    lazy_first, lazy_last = metadata_spread(MeshConfig.lan(eager_push=False, news_delay=0))
+    _lazy_first, lazy_last = metadata_spread(MeshConfig.lan(eager_push=False, news_delay=0))
     # Pushed by its node: the first peers have it after one network latency (<= 5 ms),
     # not at the next gossip round (up to 200 ms later).
     assert eager_first <= 0.005
