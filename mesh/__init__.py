@@ -10,6 +10,7 @@ from mesh.admission import Admitted as Admitted
 from mesh.admission import request_admission as request_admission
 from mesh.config import META_MAX as META_MAX
 from mesh.config import MeshConfig as MeshConfig
+from mesh.delegate import Answerer as Answerer
 from mesh.delegate import Delegate as Delegate
 from mesh.delegate import StaticMembers as StaticMembers
 from mesh.driver import IOStats as IOStats
@@ -34,4 +35,8 @@ from mesh.keys import fingerprint as fingerprint
 from mesh.member import Address as Address
 from mesh.member import Member as Member
 from mesh.member import MemberState as MemberState
+from mesh.query import MAX_SERVED_QUERIES as MAX_SERVED_QUERIES
+from mesh.query import QUERY_MAX_ANSWER as QUERY_MAX_ANSWER
+from mesh.query import QUERY_MAX_REQUEST as QUERY_MAX_REQUEST
+from mesh.query import QueryError as QueryError
 from mesh.stats import Stats as Stats

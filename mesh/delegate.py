@@ -45,6 +45,17 @@ class Delegate(Protocol):
         ...
 
 
+class Answerer(Protocol):
+    """Answers members' queries (:meth:`mesh.MeshNode.query`); optional, given to the
+    :class:`~mesh.MeshNode` as ``answerer``. Without one every query is refused."""
+
+    async def answer_query(self, sender: bytes, payload: bytes) -> bytes | None:
+        """The answer to member ``sender``'s ``payload`` (at most
+        :data:`~mesh.query.QUERY_MAX_ANSWER` bytes), or None to refuse. Runs within the
+        node's ``stream_timeout``; at most :data:`~mesh.query.MAX_SERVED_QUERIES` at once."""
+        ...
+
+
 class StaticMembers:
     """A delegate with a fixed member set and no application state (tests, benchmarks)."""
 

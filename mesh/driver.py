@@ -13,6 +13,10 @@ socket errors are counted in :attr:`MeshNode.io`. Streams carry their own drop r
 ``busy`` (an inbound connection over ``max_streams``, closed at once) and ``timeout`` (an
 exchange that outlived ``stream_timeout``, either direction).
 
+Queries (:meth:`MeshNode.query`, :mod:`mesh.query`) are exchanges of their own between
+members: the driver answers one through the optional ``answerer`` when the first frame a
+member sends is a QUERY, and never hands it to the core.
+
 Addresses must be IP literals: a host name would make every send a blocking DNS lookup,
 so datagrams to one are not sent (counted as ``io.send_errors``).
 """
@@ -32,7 +36,7 @@ import trio
 from mesh import wire
 from mesh.config import META_MAX, MeshConfig
 from mesh.core import MeshCore, StreamRequest
-from mesh.delegate import Delegate
+from mesh.delegate import Answerer, Delegate
 from mesh.errors import DropReason, LocalProtocolError, MeshError, MetaTooLarge
 from mesh.events import Event
 from mesh.handshake import (
@@ -43,8 +47,9 @@ from mesh.handshake import (
     hello_length_from_prefix,
     respond,
 )
-from mesh.keys import Identity
-from mesh.member import Address, Member
+from mesh.keys import Identity, fingerprint
+from mesh.member import Address, Member, MemberState
+from mesh.query import MAX_SERVED_QUERIES, QUERY_MAX_ANSWER, QUERY_MAX_REQUEST, QueryError, exchange
 from mesh.security import DatagramSeal
 from mesh.stats import Stats
 from mesh.streams import Reader, read_frame
@@ -88,6 +93,12 @@ class IOStats:
     """Admission requests from non-members the delegate accepted."""
     admissions_refused: int = 0
     """Admission requests the delegate refused (also counted as ``not_member`` drops)."""
+    queries_answered: int = 0
+    """Members' queries the answerer answered."""
+    queries_refused: int = 0
+    """Members' queries refused: by the answerer, for want of one, or failed (below)."""
+    queries_failed: int = 0
+    """Queries whose answerer raised or answered over ``QUERY_MAX_ANSWER`` (refused)."""
 
 
 @dataclass(slots=True)
@@ -136,6 +147,9 @@ class MeshNode:
     starts (see :mod:`mesh.security`). ``config.max_streams`` caps inbound exchanges
     (more are closed at once, counted ``busy``) and, separately, outbound ones (more
     wait their turn within their ``stream_timeout``).
+
+    ``answerer`` answers members' queries (:meth:`query` on another node); without one
+    every query is refused.
     """
 
     def __init__(
@@ -151,10 +165,13 @@ class MeshNode:
         meta: bytes = b"",
         rng: random.Random | None = None,
         admissions: bool = False,
+        answerer: Answerer | None = None,
     ) -> None:
         self._identity = identity
         self._admissions = admissions
         self._strangers = 0
+        self._answerer = answerer
+        self._queries = 0
         self._mesh_id = bytes(mesh_id)
         self._bind = _check_address(bind, "bind")
         if advertise is not None:
@@ -275,6 +292,57 @@ class MeshNode:
             )
             raise JoinError(f"could not join the mesh through any seed ({reasons})")
         return ok
+
+    async def query(self, key: bytes, payload: bytes, *, wait: float | None = None) -> bytes:
+        """Ask member ``key`` (see :mod:`mesh.query`) and return its answer, waiting at
+        most ``wait`` seconds (default ``stream_timeout``).
+
+        Raises :class:`~mesh.query.QueryError` when there is no answer (unknown, dead or
+        unreachable member, timeout, refusal, busy) and
+        :class:`~mesh.errors.LocalProtocolError` for a query to this node itself or one
+        over :data:`~mesh.query.QUERY_MAX_REQUEST` bytes.
+        """
+        core = self._live_core()
+        if key == self.key:
+            raise LocalProtocolError("a node does not query itself")
+        request = wire.encode(wire.Query(payload))
+        if len(request) > QUERY_MAX_REQUEST:
+            raise LocalProtocolError(
+                f"a query of {len(payload)} bytes is over the {QUERY_MAX_REQUEST}-byte limit"
+            )
+        who = fingerprint(key)
+        member = core.member(key)
+        if member is None or not self._delegate.is_member(key):
+            raise QueryError("unknown", f"{who} is not a member this node knows")
+        if not member.reachable:
+            gone = "has left the mesh" if member.state is MemberState.LEFT else "is dead"
+            raise QueryError("unreachable", f"{who} {gone}")
+        host, port = member.addr
+        if not _is_ip(host):
+            raise QueryError("unreachable", f"{who} has no IP address ({host})")
+        limit = self.config.stream_timeout if wait is None else wait
+        is_member = self._delegate.is_member
+        try:
+            with trio.fail_after(limit):
+                async with self._out_slots:
+                    return await exchange(
+                        self._identity,
+                        self._mesh_id,
+                        (host, port),
+                        key,
+                        request,
+                        is_member,
+                        core.stats.drop,
+                    )
+        except trio.TooSlowError:
+            raise QueryError("timeout", f"{who} did not answer within {limit:g} s") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise QueryError(
+                "unreachable", f"cannot reach {who} at {host}:{port}: {reason}"
+            ) from None
+        except trio.BrokenResourceError:
+            raise QueryError("unreachable", f"{who} reset the connection") from None
 
     async def leave(self, grace: float = 5.0) -> None:
         """Announce a graceful leave, then keep gossiping until the announcement was sent
@@ -531,6 +599,55 @@ class MeshNode:
             return DropReason.OVERSIZED
         return None
 
+    async def _answer(
+        self, stream: trio.SocketStream, session: Session, frame: bytes
+    ) -> DropReason | None:
+        """A member's query: answered by the answerer, at most ``MAX_SERVED_QUERIES`` at
+        once (more get BUSY), within the exchange's ``stream_timeout``."""
+        if len(frame) > QUERY_MAX_REQUEST:
+            return DropReason.OVERSIZED
+        msg = wire.decode_one(frame, QUERY_MAX_REQUEST)
+        if isinstance(msg, DropReason):
+            return msg
+        if not isinstance(msg, wire.Query):  # pragma: no cover - frame_type said QUERY
+            return DropReason.MALFORMED
+        self.core.stats.message_in(msg)
+        if self._queries >= MAX_SERVED_QUERIES:
+            await self._reply(stream, session, wire.QueryStatus.BUSY, b"")
+            return DropReason.BUSY
+        self._queries += 1
+        try:
+            answer = await self._ask_answerer(session.peer, msg.app)
+        finally:
+            self._queries -= 1
+        if answer is None:
+            self.io.queries_refused += 1
+            await self._reply(stream, session, wire.QueryStatus.REFUSED, b"")
+            return None
+        self.io.queries_answered += 1
+        await self._reply(stream, session, wire.QueryStatus.ANSWERED, answer)
+        return None
+
+    async def _ask_answerer(self, peer: bytes, payload: bytes) -> bytes | None:
+        if self._answerer is None:
+            return None
+        try:
+            answer = await self._answerer.answer_query(peer, payload)
+        except Exception:
+            # The answerer's bug must not take the mesh down: the asker is refused.
+            self.io.queries_failed += 1
+            return None
+        # Over the cap, or more than this node's own frames carry (a small max_frame).
+        if answer is not None and len(answer) > min(QUERY_MAX_ANSWER, self.config.max_frame - 64):
+            self.io.queries_failed += 1
+            return None
+        return answer
+
+    async def _reply(
+        self, stream: trio.SocketStream, session: Session, status: wire.QueryStatus, app: bytes
+    ) -> None:
+        await stream.send_all(session.seal_frame(wire.encode(wire.QueryReply(status, app))))
+
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
         nursery = self._nursery
         assert nursery is not None
@@ -605,6 +722,8 @@ class MeshNode:
         frame = await read_frame(stream, session)
         if not isinstance(frame, bytes):
             return DropReason.TRUNCATED if frame is None else frame
+        if wire.frame_type(frame) == wire.MsgType.QUERY:
+            return await self._answer(stream, session, frame)
         reply_frame = core.stream_request_received(trio.current_time(), session.peer, frame)
         self._flush()
         if reply_frame is None:

@@ -46,6 +46,16 @@ class MsgType(IntEnum):
     PUSH_PULL_FINAL = 11
     ADMIT_REQUEST = 12
     ADMIT_REPLY = 13
+    QUERY = 14
+    QUERY_REPLY = 15
+
+
+class QueryStatus(IntEnum):
+    """How a QUERY_REPLY answers. ONLY APPEND: the numbers are the wire format."""
+
+    ANSWERED = 0
+    REFUSED = 1
+    BUSY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +186,21 @@ class AdmitReply:
     app: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A member asks another member something (TCP only); ``app`` is for the answerer."""
+
+    app: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class QueryReply:
+    """The answer to a query: ``app`` when ``status`` is ANSWERED, else empty."""
+
+    status: QueryStatus
+    app: bytes
+
+
 Message = (
     Ping
     | IndirectPing
@@ -190,6 +215,8 @@ Message = (
     | PushPullFinal
     | AdmitRequest
     | AdmitReply
+    | Query
+    | QueryReply
 )
 
 
@@ -224,6 +251,10 @@ def _fields(msg: Message) -> list[Any]:
             return [MsgType.ADMIT_REQUEST, app]
         case AdmitReply(app):
             return [MsgType.ADMIT_REPLY, app]
+        case Query(app):
+            return [MsgType.QUERY, app]
+        case QueryReply(status, app):
+            return [MsgType.QUERY_REPLY, int(status), app]
     raise TypeError(f"not a message: {msg!r}")  # pragma: no cover - exhaustive match
 
 
@@ -403,6 +434,20 @@ def _admit_reply(f: list[Any], max_payload: int) -> Message:
     return AdmitReply(_bytes(f[1], max_payload))
 
 
+def _query(f: list[Any], max_payload: int) -> Message:
+    return Query(_bytes(f[1], max_payload))
+
+
+_QUERY_STATUSES = tuple(QueryStatus)
+
+
+def _query_reply(f: list[Any], max_payload: int) -> Message:
+    status = f[1]
+    if type(status) is not int or not 0 <= status < len(_QUERY_STATUSES):
+        raise _Bad
+    return QueryReply(_QUERY_STATUSES[status], _bytes(f[2], max_payload))
+
+
 _DECODERS: dict[int, tuple[int, Callable[[list[Any], int], Message]]] = {
     # type: (fields needed, decoder)
     MsgType.PING: (3, _ping),
@@ -418,6 +463,8 @@ _DECODERS: dict[int, tuple[int, Callable[[list[Any], int], Message]]] = {
     MsgType.PUSH_PULL_FINAL: (2, _push_pull_final),
     MsgType.ADMIT_REQUEST: (2, _admit_request),
     MsgType.ADMIT_REPLY: (2, _admit_reply),
+    MsgType.QUERY: (2, _query),
+    MsgType.QUERY_REPLY: (3, _query_reply),
 }
 
 
@@ -479,6 +526,20 @@ def decode_compound(data: bytes, max_payload: int = 65535) -> Decoded | DropReas
     except (_Bad, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
             msgpack.StackError, RecursionError):  # fmt: skip
         return DropReason.MALFORMED
+
+
+def frame_type(data: bytes) -> int | None:
+    """The type number of the message a TCP frame holds, read without decoding the rest
+    (None when the frame does not start like a message)."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(data), 1))
+    unpacker.feed(data[:16])  # an array header (<= 5 bytes) and an int (<= 9 bytes)
+    try:
+        if unpacker.read_array_header() < 1:
+            return None
+        kind = unpacker.unpack()
+    except (ValueError, TypeError, msgpack.OutOfData, msgpack.FormatError, msgpack.StackError):
+        return None
+    return kind if type(kind) is int else None
 
 
 def decode_one(data: bytes, max_payload: int) -> Message | DropReason:

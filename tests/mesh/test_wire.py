@@ -34,6 +34,10 @@ messages = st.one_of(
     st.builds(wire.PushPull, st.booleans(), st.lists(entries, max_size=5).map(tuple), st.binary()),
     st.builds(wire.UserStream, ids, origins, st.binary(max_size=2000)),
     st.builds(wire.PushPullFinal, st.binary()),
+    st.builds(wire.AdmitRequest, st.binary()),
+    st.builds(wire.AdmitReply, st.binary()),
+    st.builds(wire.Query, st.binary()),
+    st.builds(wire.QueryReply, st.sampled_from(wire.QueryStatus), st.binary()),
 )
 
 
@@ -81,11 +85,29 @@ def test_constraints_are_checked() -> None:
         [wire.MsgType.INDIRECT_PING, 1, b"k" * 32, "h", 1, 1],
         [wire.MsgType.PUSH_PULL, False, [[b"k" * 32, "h", 1, 0, 9, b""]], b""],
         [wire.MsgType.PUSH_PULL, False, {"not": "a list"}, b""],
+        [wire.MsgType.QUERY, "not bytes"],
+        [wire.MsgType.QUERY_REPLY, 3, b""],
+        [wire.MsgType.QUERY_REPLY, True, b""],
+        [wire.MsgType.QUERY_REPLY, 0, "not bytes"],
     ]
     for fields in bad:
         assert wire.decode_one(msgpack.packb(fields), 1000) is DropReason.MALFORMED, fields
     too_big = wire.encode(wire.User(b"i" * 16, b"k" * 32, b"p" * 101))
     assert wire.decode_one(too_big, 100) is DropReason.MALFORMED
+
+
+@given(messages)
+def test_a_frames_type_is_read_without_decoding_it(msg: wire.Message) -> None:
+    encoded = wire.encode(msg)
+    assert wire.frame_type(encoded) == encoded[1]
+    assert wire.frame_type(encoded[:2]) == encoded[1]
+
+
+def test_frame_type_of_what_is_not_a_message_is_none() -> None:
+    for data in (b"", b"\x90", b"\x80", b"\x91\xa1x", b"\xc1", msgpack.packb([True, 1])):
+        assert wire.frame_type(data) is None, data
+    # Any array encoding counts, as for decoding.
+    assert wire.frame_type(b"\xdd\x00\x00\x00\x02\x0e\xc4\x00") == wire.MsgType.QUERY
 
 
 @settings(max_examples=500)
@@ -94,6 +116,7 @@ def test_random_bytes_never_raise(data: bytes) -> None:
     result = wire.decode_compound(data)
     assert isinstance(result, wire.Decoded | DropReason)
     assert isinstance(wire.decode_one(data, 1000), wire.Message | DropReason)
+    assert wire.frame_type(data) is None or isinstance(wire.frame_type(data), int)
 
 
 @settings(max_examples=300)
