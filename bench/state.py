@@ -23,7 +23,8 @@ location), created through :class:`crdt.documents.WorkspaceDocument` in transact
 - ``edit_wire_bytes``: the sealed datagram (UDP payload) the origin sends for one
   broadcast one-field edit, from the driver's own counters (``bytes_out`` /
   ``packets_out`` over the eager push); ``edit_user_messages_per_datagram`` says how many
-  copies of the broadcast it carried.
+  copies of the broadcast it carried. ``api_edit_*``: the same edit as the API makes it,
+  with the author stamp on the entity and an entry in the document's audit log.
 - ``rss_mb``: VmRSS of a child process that imports what a node imports and loads the
   document from the store (``rss_models_mb``: after also reading every validated model).
 
@@ -33,7 +34,7 @@ edit_wire_bytes, antientropy_idle_bytes, store_edits_per_s, rss_mb``, then detai
 edit_payload_bytes, edit_datagrams, edit_user_messages_per_datagram,
 antientropy_idle_bytes_no_history, antientropy_idle_app_bytes, delete_set_bytes,
 store_ack_p50_ms, store_ack_p99_ms, edits, load_s, rss_models_mb, rss_peak_mb,
-rss_baseline_mb``.
+rss_baseline_mb, api_edit_wire_bytes, api_edit_update_bytes, api_edit_payload_bytes``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from bench.report import emit, percentile, progress
 from crdt.documents import WorkspaceDocument, workspace_document
 from crdt.replication import Replicator
 from crdt.schema import Upstream, VirtualHost
+from crdt.schema.stamp import Stamp
 from crdt.store import PersistedDoc, Store
 from crdt.yjs import decode_state_vector, delete_set
 from mesh import Address, BroadcastDelivered, Identity, MeshConfig, MeshNode
@@ -101,10 +103,11 @@ def vhost_ids(doc: PersistedDoc) -> list[str]:
     return sorted(WorkspaceDocument(doc.doc).to_json()[VirtualHost.COLLECTION])
 
 
-def edit_one_field(doc: PersistedDoc, ident: str, text: str) -> bytes:
-    """One committed (fsynced) one-field edit; returns its update."""
+def edit_one_field(doc: PersistedDoc, ident: str, text: str, stamp: Stamp | None = None) -> bytes:
+    """One committed (fsynced) one-field edit; returns its update. With a ``stamp`` it is
+    an edit as the API makes it: author stamp on the entity and an audit entry."""
     _, update = WorkspaceDocument.edit(
-        doc, lambda d: d.patch(VirtualHost, ident, {"description": text})
+        doc, lambda d: d.patch(VirtualHost, ident, {"description": text}, stamp)
     )
     assert update is not None
     return update
@@ -242,13 +245,16 @@ def store_edits(doc: PersistedDoc, edits: int) -> tuple[float, list[float]]:
     return edits / (time.perf_counter() - start), acks
 
 
-async def edit_on_the_wire(origin: Node, receiver: Node) -> dict[str, Any]:
+async def edit_on_the_wire(
+    origin: Node, receiver: Node, stamp: Stamp | None = None
+) -> dict[str, Any]:
     """One broadcast one-field edit: what the origin's driver counted going out."""
     core = origin.node.core
     # Let earlier gossip (join announcements) drain, so the datagram carries only the edit.
     await until(lambda: len(core.queue) == 0)
     ident = vhost_ids(origin.doc)[0]
-    update = edit_one_field(origin.doc, ident, "one field changed")
+    text = "one field changed" + (" by the API" if stamp else "")
+    update = edit_one_field(origin.doc, ident, text, stamp)
     outgoing = Replicator.publish(DOC, update)
     stats = origin.node.stats
     before = (stats.bytes_out, stats.packets_out, stats.messages_out["user"])
@@ -366,6 +372,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         )
 
         result.update(await edit_on_the_wire(a, b))
+        stamp = Stamp.now("node-0001", "alice", "operator")
+        api = await edit_on_the_wire(a, b, stamp)
+        result.update({f"api_{k}": v for k, v in api.items() if k.endswith("_bytes")})
         nursery.cancel_scope.cancel()
 
     result.update(measure_rss(seed_path))

@@ -18,6 +18,10 @@ methods are synchronous, so a transaction is never held across an await. Run the
 :meth:`crdt.store.PersistedDoc.commit` (see :meth:`Document.edit`) so the update is on
 disk before the edit is acknowledged.
 
+Mutations given a :class:`~crdt.schema.Stamp` (every API edit) also record who made a
+change: ``changed_by``/``changed_at`` in the entity and an entry in the document's audit
+log (:mod:`crdt.audit`) - only when something changed.
+
 Readers never raise: what a peer or an older version wrote that does not validate comes
 back as :class:`~crdt.schema.Invalid` to skip and report. Nothing but :meth:`delete`
 removes a key, so fields written by a newer version survive every read, put and patch.
@@ -33,7 +37,9 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from pycrdt import Array, Doc, Map, Text
 
+from crdt.audit import AuditEntry, read_audit, record
 from crdt.schema import (
+    STAMP_FIELDS,
     AccessList,
     Certificate,
     Entity,
@@ -42,6 +48,7 @@ from crdt.schema import (
     MeshSettings,
     Organization,
     SchemaError,
+    Stamp,
     StreamProxy,
     Upstream,
     VirtualHost,
@@ -159,6 +166,16 @@ def _reject(field_name: str, reason: str) -> SchemaError:
     return SchemaError([FieldError(field=field_name, reason=reason)])
 
 
+def _unstamped(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without the stamp's keys (they are written only with a stamp)."""
+    return {k: v for k, v in fields.items() if k not in STAMP_FIELDS}
+
+
+def _name_in(raw: Any) -> str | None:
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
 class Document:
     """Typed access to a pycrdt ``Doc`` holding collections of entities.
 
@@ -274,44 +291,55 @@ class Document:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def create(self, kind: type[E], data: Mapping[str, Any]) -> E:
+    def create(self, kind: type[E], data: Mapping[str, Any], stamp: Stamp | None = None) -> E:
         """Validate ``data`` and store it under a fresh unique id (the only safe way to
-        create: two writers never create the same key). Raises :class:`SchemaError`."""
+        create: two writers never create the same key). Raises :class:`SchemaError`.
+        ``stamp``: see :meth:`put`."""
         self._check(kind)
         if kind in SINGLETON_KINDS:
             raise UnknownKind(f"{kind.__name__} is a singleton: use patch()")
         if "id" in data:
             raise _reject("id", "is assigned when the entity is created")
         entity = parse(kind, {**data, "id": new_id()})
-        self.put(entity)
+        self.put(entity, stamp)
         return entity
 
-    def put(self, entity: Entity) -> builtins.list[str]:
+    def put(self, entity: Entity, stamp: Stamp | None = None) -> builtins.list[str]:
         """Store ``entity``: create it, or write only the fields that differ from what is
         stored (an edit of one field is a small update). Keys it does not carry are left
         alone. Returns the names of the fields written (sorted).
+
+        ``changed_by``/``changed_at`` are not compared or written from ``entity``: with a
+        ``stamp``, a write that changed something also writes the stamp and appends an
+        entry to the audit log (:mod:`crdt.audit`); nothing changed, nothing written.
 
         Creating under an id some other peer may be creating at the same time loses one
         of the two whole entities: create new entities with :meth:`create`.
         """
         kind = type(entity)
         self._check(kind)
-        fields = to_crdt(parse(kind, to_crdt(entity)))  # the API writes only valid entities
+        # the API writes only valid entities
+        fields = _unstamped(to_crdt(parse(kind, to_crdt(entity))))
         with self.doc.transaction():
-            return self._write(kind, entity.id, fields, fields)
+            return self._write(kind, entity.id, fields, fields, stamp)
 
-    def patch(self, kind: type[E], ident: str, changes: Mapping[str, Any]) -> E:
+    def patch(
+        self, kind: type[E], ident: str, changes: Mapping[str, Any], stamp: Stamp | None = None
+    ) -> E:
         """Change some fields of an existing entity; returns it as now stored.
 
         The stored entity with ``changes`` applied must validate (else
         :class:`SchemaError`, nothing written); only the fields named in ``changes`` are
         written, and only when they differ. Unknown stored keys are kept. Raises
-        :class:`NotFound` when absent (a singleton is always present).
+        :class:`NotFound` when absent (a singleton is always present). ``stamp``: see
+        :meth:`put` (the stamp's own keys cannot be changed here).
         """
         self._check(kind)
         for name in changes:
             if name not in kind.model_fields:
                 raise _reject(name, "is not a known field")
+            if name in STAMP_FIELDS:
+                raise _reject(name, "is written by the node with each change")
         if "id" in changes and changes["id"] != ident:
             raise _reject("id", "cannot be changed")
         with self.doc.transaction():
@@ -321,30 +349,46 @@ class Document:
             base = from_crdt(raw) if isinstance(raw, Mapping) else {}
             entity = parse(kind, {**base, **changes, "id": ident})
             dumped = to_crdt(entity)
-            self._write(kind, ident, {k: dumped[k] for k in changes}, dumped)
+            written = self._write(
+                kind, ident, {k: dumped[k] for k in changes}, _unstamped(dumped), stamp
+            )
+        if written and stamp is not None:
+            entity = entity.model_copy(update={"changed_by": stamp.author, "changed_at": stamp.at})
         return entity
 
-    def delete(self, kind: type[Entity], ident: str) -> bool:
+    def delete(self, kind: type[Entity], ident: str, stamp: Stamp | None = None) -> bool:
         """Remove the entity (a concurrent edit of it elsewhere is lost: delete wins).
-        Returns False when it was not there."""
+        Returns False when it was not there. With a ``stamp``, the deletion goes into the
+        audit log (with the name the entity had)."""
         self._check(kind)
         with self.doc.transaction():
+            found, raw = self._raw(kind, ident)
+            if not found:
+                return False
             root = self._root(kind)
             if kind in SINGLETON_KINDS:
-                if ident != _singleton_id(kind) or len(root) == 0:
-                    return False
                 root.clear()
-                return True
-            if ident not in root:
-                return False
-            del root[ident]
+            else:
+                del root[ident]
+            if stamp is not None:
+                record(self.doc, stamp, "deleted", kind.COLLECTION, ident, _name_in(raw))
             return True
 
+    def audit(self) -> builtins.list[AuditEntry]:
+        """This document's audit log, oldest first (:mod:`crdt.audit`)."""
+        return read_audit(self.doc).entries
+
     def _write(
-        self, kind: type[Entity], ident: str, fields: dict[str, Any], whole: dict[str, Any]
+        self,
+        kind: type[Entity],
+        ident: str,
+        fields: dict[str, Any],
+        whole: dict[str, Any],
+        stamp: Stamp | None,
     ) -> builtins.list[str]:
         """Write ``fields`` where they differ; a missing or non-Map entity is (re)created
-        from ``whole``. Call inside a transaction."""
+        from ``whole``; a change writes ``stamp`` too and logs it. Call inside a
+        transaction."""
         root = self._root(kind)
         target: Map[Any] | None
         if kind in SINGLETON_KINDS:
@@ -352,19 +396,27 @@ class Document:
         else:
             current = root.get(ident)
             target = current if isinstance(current, Map) else None
+        op = "updated"
         if target is None:
-            root[ident] = Map(dict(whole))
-            return sorted(whole)
-        stored = _plain(target)
-        changed = sorted(
-            k
-            for k, v in fields.items()
-            if k not in stored or _canonical(stored[k]) != _canonical(v)
-        )
-        if "schema_version" in changed and _newer(stored.get("schema_version"), fields):
-            changed.remove("schema_version")  # an older writer never lowers the version
-        for k in changed:
-            target[k] = fields[k]
+            op = "updated" if ident in root else "created"  # a non-Map value is repaired
+            root[ident] = Map({**whole, **(stamp.fields() if stamp is not None else {})})
+            changed = sorted(whole)
+        else:
+            stored = _plain(target)
+            changed = sorted(
+                k
+                for k, v in fields.items()
+                if k not in stored or _canonical(stored[k]) != _canonical(v)
+            )
+            if "schema_version" in changed and _newer(stored.get("schema_version"), fields):
+                changed.remove("schema_version")  # an older writer never lowers the version
+            for k in changed:
+                target[k] = fields[k]
+            if changed and stamp is not None:
+                for k, v in stamp.fields().items():
+                    target[k] = v
+        if changed and stamp is not None:
+            record(self.doc, stamp, op, kind.COLLECTION, ident, _name_in(whole), changed)
         return changed
 
 

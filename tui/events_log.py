@@ -96,10 +96,19 @@ def _describe(
     if kind == "change":
         return _change(event, at, node)
     if kind == "document":
+        if event.get("origin") == "local" or _int(event.get("changes")) > 0:
+            return None  # a local edit, or a peer's told by its own change lines
         return EventEntry(at, "sync", node, f"update from a peer: {event.get('document', '?')}")
     if kind == "overflow":
         return EventEntry(at, "link", node, "fell behind the watch stream; re-reading", "warning")
     return None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _float(value: Any, default: float) -> float:
@@ -180,14 +189,22 @@ def _apply(event: Mapping[str, Any], at: float, node: str) -> EventEntry | None:
 
 
 def _change(event: Mapping[str, Any], at: float, node: str) -> EventEntry:
+    """``vhost shop updated (server_names) by alice (operator) via n2``: the entity by the
+    name the event gives (the name it had then), else by id until the console knows it."""
     resource = str(event.get("resource", ""))
     entity = str(event.get("id", ""))
     what = _SINGULAR.get(resource, resource)
     op = str(event.get("op", "changed"))
-    text = f"{what} {entity} {op}"
+    name = event.get("name")
+    named = isinstance(name, str) and bool(name)
+    text = f"{what} {name if named else entity} {op}"
     fields = [str(f) for f in event.get("fields") or ()]
     if op == "updated" and fields:
         text += f" ({', '.join(fields[:4])}{', ...' if len(fields) > 4 else ''})"
-    return EventEntry(
-        at, "edit", node, f"{text} via {node}", refs=((entity, f"{resource}/{entity}"),)
-    )
+    author = event.get("changed_by")
+    if isinstance(author, Mapping) and author.get("user"):
+        text += f" by {author.get('user')}"
+        if author.get("role"):
+            text += f" ({author.get('role')})"
+    refs = () if named else ((entity, f"{resource}/{entity}"),)
+    return EventEntry(at, "edit", node, f"{text} via {node}", refs=refs)

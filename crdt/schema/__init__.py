@@ -3,7 +3,8 @@
 render/ imports this package; it must stay free of pycrdt, trio and the rest of crdt/.
 Modules: ``names`` (ids, host/server names, ports, IPs, addresses), ``values`` (paths,
 headers, safe text, sizes, durations), ``base`` (Entity, SCHEMA_VERSION), one module per
-kind, ``references`` (cross-entity rules), ``boundary`` (reading stored values), ``errors``.
+kind, ``references`` (cross-entity rules), ``boundary`` (reading stored values), ``errors``,
+``stamp`` (who changed an entity last).
 """
 
 from crdt.schema.base import SCHEMA_VERSION, Entity, Part
@@ -22,6 +23,7 @@ from crdt.schema.names import (
     new_id,
 )
 from crdt.schema.references import Problem, WorkspaceState, validate_references
+from crdt.schema.stamp import STAMP_FIELDS, Author, Stamp, iso_utc
 from crdt.schema.stream import StreamProxy
 from crdt.schema.upstream import NextUpstream, Upstream, UpstreamServer
 from crdt.schema.values import (
@@ -57,9 +59,11 @@ __all__ = [
     "HSTS",
     "KINDS",
     "SCHEMA_VERSION",
+    "STAMP_FIELDS",
     "TLS",
     "AccessList",
     "AccessRule",
+    "Author",
     "Certificate",
     "Duration",
     "Entity",
@@ -89,6 +93,7 @@ __all__ = [
     "ServerAddress",
     "ServerName",
     "Size",
+    "Stamp",
     "StreamProxy",
     "Text",
     "Upstream",
@@ -99,6 +104,7 @@ __all__ = [
     "field_errors",
     "format_path",
     "from_crdt",
+    "iso_utc",
     "new_id",
     "parse",
     "read_collection",

@@ -1,5 +1,6 @@
-"""Base classes: every entity is frozen, carries an id and a schema version, and keeps
-fields it does not know (written by a newer version) so a round trip never destroys them.
+"""Base classes: every entity is frozen, carries an id, a schema version and the stamp of
+its last change, and keeps fields it does not know (written by a newer version) so a
+round trip never destroys them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from crdt.schema.names import EntityId, whole_int
+from crdt.schema.stamp import ChangedAt, ChangedBy
 
 __all__ = ["SCHEMA_VERSION", "Entity", "Part"]
 
@@ -40,3 +42,6 @@ class Entity(Part):
 
     id: EntityId
     schema_version: Annotated[int, BeforeValidator(whole_int), Field(ge=1)] = SCHEMA_VERSION
+    changed_by: ChangedBy = None
+    """Who made the last change (:mod:`crdt.schema.stamp`): not desired state."""
+    changed_at: ChangedAt = None

@@ -11,6 +11,7 @@ from node.api.body import DEFAULT_MAX_BODY
 from node.api.context import ApiContext
 from node.api.openapi import build_openapi
 from node.api.problems import install_handlers
+from node.api.routes_audit import audit_router
 from node.api.routes_certs import certificate_router
 from node.api.routes_entities import entity_router
 from node.api.routes_node import node_router
@@ -48,6 +49,7 @@ def create_app(
     app.state.nxmesh = ApiContext(services, max_body, heartbeat)
     app.include_router(entity_router())
     app.include_router(certificate_router())
+    app.include_router(audit_router())
     app.include_router(node_router())
     install_handlers(app)
     app.add_middleware(AccessMiddleware, policy=policy or AccessPolicy())

@@ -20,9 +20,10 @@ from crdt.documents import (
     WorkspaceDocument,
     workspace_document,
 )
-from crdt.schema import Invalid, Problem, Workspace, WorkspaceState, validate_references
+from crdt.schema import Invalid, Problem, Stamp, Workspace, WorkspaceState, validate_references
 from crdt.schema.names import check_entity_id
 from crdt.store import PersistedDoc
+from node.api.audit import change_event
 from node.api.cache import DocumentCache, Invalids, State
 from node.api.context import ApiContext
 from node.api.edits import Checker, Outcome, Rules
@@ -60,8 +61,15 @@ class Container:
     def rules(self) -> Rules:
         return Rules(self.checker, lambda doc: self.state(doc)[0], self.narrow)
 
-    def edit(self, res: Resource, op: str, fn: Callable[[Document], Outcome]) -> Outcome:
-        """Run ``fn`` durably; on a change, publish the update and a ``change`` event."""
+    def edit(
+        self,
+        res: Resource,
+        op: str,
+        fn: Callable[[Document], Outcome],
+        stamp: Stamp | None = None,
+    ) -> Outcome:
+        """Run ``fn`` durably; on a change, publish the update and a ``change`` event
+        (with ``stamp``'s author: pass the stamp ``fn`` wrote)."""
         outcome, update = self.document.edit(self.persisted, fn)
         if update is None:
             return outcome
@@ -70,18 +78,20 @@ class Container:
             services.published(self.name, update)
         except Exception:  # the edit is durable and acknowledged; broadcasting is best effort
             log.exception("publishing an update of %s failed", self.name)
-        event: dict[str, Any] = {
-            "type": "change",
-            "origin": "local",
-            "node": services.node_name,
-            "document": self.name,
-            "workspace": self.workspace,
-            "resource": res.path,
-            "id": outcome.id,
-            "op": "created" if outcome.created else op,
-            "fields": outcome.fields,
-        }
-        services.events.publish(event)
+        services.events.publish(
+            change_event(
+                origin="local",
+                node=services.node_name,
+                document=self.name,
+                resource=res.path,
+                ident=outcome.id,
+                name=outcome.name,
+                op="created" if outcome.created else op,
+                fields=outcome.fields,
+                changed_by=stamp.author if stamp is not None else None,
+                changed_at=stamp.at if stamp is not None else None,
+            )
+        )
         return outcome
 
 

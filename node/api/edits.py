@@ -4,6 +4,11 @@ Every function here runs inside :meth:`crdt.documents.Document.edit` (so inside
 ``PersistedDoc.commit``): it reads what it needs, refuses with an :class:`ApiProblem`
 before writing anything, then writes. A refused edit therefore leaves no update behind.
 
+With a :class:`~crdt.schema.Stamp` (the API always gives one), a write that changed
+something also records who made it (``changed_by``/``changed_at`` and the document's
+audit log). Those two fields are read-only: a body may carry them (a ``GET`` echoed back)
+and they are ignored.
+
 Cross-entity rules (a virtual host's upstream must exist, a workspace's organization...)
 are checked by comparing the problems before and after the edit (of the part of the
 document the edit can affect, :mod:`node.api.scope`): only problems the edit
@@ -19,10 +24,12 @@ from typing import Any
 
 from crdt.documents import Document
 from crdt.schema import (
+    STAMP_FIELDS,
     Entity,
     FieldError,
     Invalid,
     Problem,
+    Stamp,
     from_crdt,
     new_id,
     to_crdt,
@@ -65,6 +72,18 @@ class Outcome:
     entity: Entity | None
     created: bool = False
     fields: list[str] = field(default_factory=list)
+    name: str | None = None
+    """The entity's name (for a deletion: the name it had)."""
+
+
+def writable(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` without the read-only stamp fields (ignored in input)."""
+    return {k: v for k, v in body.items() if k not in STAMP_FIELDS}
+
+
+def _name(entity: Any) -> str | None:
+    name = getattr(entity, "name", None)
+    return name if isinstance(name, str) else None
 
 
 def stored_plain(found: Entity | Invalid | None) -> dict[str, Any] | None:
@@ -127,13 +146,21 @@ def _check_references(res: Resource, rules: Rules, state: State, entity: Entity)
     raise validation_problem(errors)
 
 
-def _write(doc: Document, res: Resource, rules: Rules, entity: Entity, previous: Any) -> Outcome:
+def _write(
+    doc: Document,
+    res: Resource,
+    rules: Rules,
+    entity: Entity,
+    previous: Any,
+    stamp: Stamp | None,
+) -> Outcome:
     state = rules.state(doc)
     _check_name(res, state, entity, previous)
     _check_references(res, rules, state, entity)
-    fields = doc.put(entity)
+    fields = doc.put(entity, stamp)
     now = doc.get(res.kind, entity.id)
-    return Outcome(entity.id, now if isinstance(now, Entity) else entity, previous is None, fields)
+    shown = now if isinstance(now, Entity) else entity
+    return Outcome(entity.id, shown, previous is None, fields, _name(shown))
 
 
 def _label(state: State, collection: str, ident: str) -> str:
@@ -150,8 +177,15 @@ def _checked_id(value: Any) -> str:
         raise validation_problem([FieldError(field="id", reason=str(exc))]) from None
 
 
-def create(doc: Document, res: Resource, rules: Rules, body: Mapping[str, Any]) -> Outcome:
+def create(
+    doc: Document,
+    res: Resource,
+    rules: Rules,
+    body: Mapping[str, Any],
+    stamp: Stamp | None = None,
+) -> Outcome:
     """POST: a fresh id unless the body gives one (then it must be free)."""
+    body = writable(body)
     ident = _checked_id(body["id"]) if "id" in body else new_id()
     if doc.get(res.kind, ident) is not None:
         raise ApiProblem(
@@ -161,24 +195,38 @@ def create(doc: Document, res: Resource, rules: Rules, body: Mapping[str, Any]) 
             [FieldError(field="id", reason="is already taken")],
         )
     entity = validate_entity(res.kind, {**body, "id": ident}, None)
-    return _write(doc, res, rules, entity, None)
+    return _write(doc, res, rules, entity, None, stamp)
 
 
-def put(doc: Document, res: Resource, rules: Rules, ident: str, body: Mapping[str, Any]) -> Outcome:
+def put(
+    doc: Document,
+    res: Resource,
+    rules: Rules,
+    ident: str,
+    body: Mapping[str, Any],
+    stamp: Stamp | None = None,
+) -> Outcome:
     """PUT: create or replace the known fields (unknown stored fields are kept)."""
+    body = writable(body)
     ident = _checked_id(ident)
     if "id" in body and body["id"] != ident:
         err = FieldError(field="id", reason=f"does not match the id in the path ({ident})")
         raise validation_problem([err])
     found = doc.get(res.kind, ident)
     entity = validate_entity(res.kind, {**body, "id": ident}, stored_plain(found))
-    return _write(doc, res, rules, entity, found)
+    return _write(doc, res, rules, entity, found, stamp)
 
 
 def patch(
-    doc: Document, res: Resource, rules: Rules, ident: str, changes: Mapping[str, Any]
+    doc: Document,
+    res: Resource,
+    rules: Rules,
+    ident: str,
+    changes: Mapping[str, Any],
+    stamp: Stamp | None = None,
 ) -> Outcome:
     """PATCH: replace the named top-level fields; the result must validate."""
+    changes = writable(changes)
     found = doc.get(res.kind, ident)
     if found is None:
         raise not_found(res, ident)
@@ -195,9 +243,10 @@ def patch(
         for k in changes
         if k != "id" and (k not in stored or canonical(stored[k]) != canonical(new[k]))
     )
-    written = doc.patch(res.kind, ident, changes)
+    written = doc.patch(res.kind, ident, changes, stamp)
     now = doc.get(res.kind, ident)
-    return Outcome(ident, now if isinstance(now, Entity) else written, False, fields)
+    shown = now if isinstance(now, Entity) else written
+    return Outcome(ident, shown, False, fields, _name(shown))
 
 
 def delete(
@@ -206,9 +255,11 @@ def delete(
     rules: Rules,
     ident: str,
     extra_check: Callable[[], None] | None = None,
+    stamp: Stamp | None = None,
 ) -> Outcome:
     """DELETE: refused (409) while other entities still refer to it."""
-    if doc.get(res.kind, ident) is None:
+    found = doc.get(res.kind, ident)
+    if found is None:
         raise not_found(res, ident)
     state = rules.state(doc)
     after = _with(state, res.collection, ident, None)
@@ -227,5 +278,12 @@ def delete(
         )
     if extra_check is not None:
         extra_check()
-    doc.delete(res.kind, ident)
-    return Outcome(ident, None)
+    doc.delete(res.kind, ident, stamp)
+    name = _name(found) if isinstance(found, Entity) else _name_of_raw(found)
+    return Outcome(ident, None, name=name)
+
+
+def _name_of_raw(found: Invalid) -> str | None:
+    plain = stored_plain(found) or {}
+    name = plain.get("name")
+    return name if isinstance(name, str) else None

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from crdt.audit import record
 from crdt.documents import Document
 from crdt.schema import Certificate, FieldError, field_errors, new_id, to_crdt
 from crdt.schema.names import check_entity_id
@@ -37,6 +38,7 @@ from node.api.openapi import body_doc, json_doc, problems_doc, ref
 from node.api.problems import ApiProblem, validation_problem
 from node.api.resources import RESOURCES
 from node.api.services import SecretUnavailable
+from node.api.stamps import stamp_of
 
 __all__ = ["certificate_router"]
 
@@ -122,14 +124,21 @@ async def _store_pair(
         raise validation_problem(exc.errors) from None
     _check_name(container, name, ident)
     _seal(request, workspace, key_ref, key)
+    stamp = stamp_of(request)
     try:
         if create:
             outcome = container.edit(
-                _RES, "created", lambda doc: edits.create(doc, _RES, container.rules, fields)
+                _RES,
+                "created",
+                lambda doc: edits.create(doc, _RES, container.rules, fields, stamp),
+                stamp,
             )
         else:
             outcome = container.edit(
-                _RES, "updated", lambda doc: edits.put(doc, _RES, container.rules, ident, fields)
+                _RES,
+                "updated",
+                lambda doc: edits.put(doc, _RES, container.rules, ident, fields, stamp),
+                stamp,
             )
     except BaseException:
         _drop(request, workspace, key_ref)
@@ -222,12 +231,14 @@ async def renew(request: Request, workspace: Workspace, id: Ident) -> Response:
             "it is not renewed",
         )
     now = time.time()
+    stamp = stamp_of(request)
 
     def write(doc: Document) -> edits.Outcome:
         doc.doc.get(records.RENEW, type=Map)[subject] = now
-        return edits.Outcome(cert.id, None)
+        record(doc.doc, stamp, "renewal-requested", _RES.collection, cert.id, cert.name)
+        return edits.Outcome(cert.id, None, name=cert.name)
 
-    container.edit(_RES, "renewal-requested", write)
+    container.edit(_RES, "renewal-requested", write, stamp)
     return JSONResponse({"subject": subject, "requested_at": now}, status_code=202)
 
 

@@ -27,6 +27,7 @@ from node.api.context import context_of
 from node.api.openapi import body_doc, json_doc, problems_doc, ref
 from node.api.problems import ApiProblem
 from node.api.resources import RESOURCES, Resource, apply_filters
+from node.api.stamps import stamp_of
 
 __all__ = ["entity_router"]
 
@@ -99,8 +100,9 @@ async def _create(
     require(request.scope, res.write_role, f"creating a {res.singular}")
     body = await read_object(request, context_of(request).max_body)
     container = _container(request, res, workspace)
+    stamp = stamp_of(request)
     outcome = container.edit(
-        res, "created", lambda doc: edits.create(doc, res, container.rules, body)
+        res, "created", lambda doc: edits.create(doc, res, container.rules, body, stamp), stamp
     )
     assert outcome.entity is not None
     return _entity_response(outcome.entity, 201, location=_location(request, outcome.entity.id))
@@ -113,8 +115,9 @@ async def _put(
     assert ident is not None
     body = await read_object(request, context_of(request).max_body)
     container = _container(request, res, workspace)
+    stamp = stamp_of(request)
     outcome = container.edit(
-        res, "updated", lambda doc: edits.put(doc, res, container.rules, ident, body)
+        res, "updated", lambda doc: edits.put(doc, res, container.rules, ident, body, stamp), stamp
     )
     return _entity_response(outcome.entity, 201 if outcome.created else 200)
 
@@ -126,8 +129,9 @@ async def _patch(
     body = await read_object(request, context_of(request).max_body)
     container = _container(request, res, workspace)
     key = _checked(res, ident)
+    stamp = stamp_of(request)
     outcome = container.edit(
-        res, "updated", lambda doc: edits.patch(doc, res, container.rules, key, body)
+        res, "updated", lambda doc: edits.patch(doc, res, container.rules, key, body, stamp), stamp
     )
     return _entity_response(outcome.entity)
 
@@ -140,7 +144,13 @@ async def _delete(
     key = _checked(res, ident)
     extra = _workspace_empty(request, key) if res.path == "workspaces" else None
     found = container.state()[0].get(res.collection, {}).get(key)
-    container.edit(res, "deleted", lambda doc: edits.delete(doc, res, container.rules, key, extra))
+    stamp = stamp_of(request)
+    container.edit(
+        res,
+        "deleted",
+        lambda doc: edits.delete(doc, res, container.rules, key, extra, stamp),
+        stamp,
+    )
     if isinstance(found, Certificate) and found.key_ref and workspace is not None:
         try:  # its sealed key goes with it (an orphan blob would be harmless)
             context_of(request).services.drop_secret(workspace, found.key_ref)

@@ -14,6 +14,7 @@ from node.cli.client import Api, ApiError
 __all__ = [
     "DEFAULT_STATE_DIR",
     "add_delete",
+    "changed_line",
     "describe",
     "echo_json",
     "json_option",
@@ -121,10 +122,27 @@ def _scalar(value: Any) -> str:
     return json.dumps(value)
 
 
+def changed_line(entity: dict[str, Any]) -> str:
+    """``alice (operator) via n1 at 2025-06-01T12:00:00.000Z``, or ``-`` when unknown."""
+    by = entity.get("changed_by")
+    at = entity.get("changed_at")
+    if not isinstance(by, dict):
+        return f"at {at}" if at else "-"
+    text = f"{by.get('user', '?')} ({by.get('role', '?')}) via {by.get('node', '?')}"
+    return f"{text} at {at}" if at else text
+
+
+_STAMP = ("changed_by", "changed_at")
+
+
 def describe(entity: dict[str, Any], order: Sequence[str] = ("name", "id")) -> None:
-    """Fields one per line; lists of objects as indented ``key=value`` lines."""
+    """Fields one per line; lists of objects as indented ``key=value`` lines; who changed
+    it last (``changed_by``, ``changed_at``) as one ``changed`` line at the end."""
+    original = entity
+    stamped = any(k in entity for k in _STAMP)
+    entity = {k: v for k, v in entity.items() if k not in _STAMP}
     keys = [k for k in order if k in entity] + [k for k in entity if k not in order]
-    width = max((len(k) for k in keys), default=0)
+    width = max((len(k) for k in [*keys, *(["changed"] if stamped else [])]), default=0)
     for key in keys:
         value = entity[key]
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
@@ -141,6 +159,8 @@ def describe(entity: dict[str, Any], order: Sequence[str] = ("name", "id")) -> N
         else:
             empty = value is None or value == {} or value == ""
             click.echo(f"{key:<{width}}  {'-' if empty else _scalar(value)}")
+    if stamped:
+        click.echo(f"{'changed':<{width}}  {changed_line(original)}")
 
 
 def warn_invalid(listing: dict[str, Any], what: str) -> None:

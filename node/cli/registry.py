@@ -21,6 +21,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "cert": LazyCommand(
         "node.cli.cert_cmd:cert", "List, show, upload, renew and delete certificates."
     ),
+    "audit": LazyCommand(
+        "node.cli.audit_cmd:audit", "Who created, changed or deleted what, newest first."
+    ),
     "init": LazyCommand("node.cli.node_cmd:init", "Create a new mesh with this node in it."),
     "join": LazyCommand("node.cli.node_cmd:join", "Join a mesh with a token from `invite`."),
     "run": LazyCommand("node.cli.node_cmd:run", "Run the node daemon in the foreground."),

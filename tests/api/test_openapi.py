@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from node.api.app import create_app
 from node.api.resources import RESOURCES
+from node.api.routes_audit import audit_router
 from node.api.routes_certs import certificate_router
 from node.api.routes_entities import entity_router
 from node.api.routes_node import node_router
@@ -51,7 +52,7 @@ def test_every_route_is_documented_with_its_errors() -> None:
     doc = current()
     routes = {
         (route.path, method.lower())
-        for router in (entity_router(), node_router(), certificate_router())
+        for router in (entity_router(), node_router(), certificate_router(), audit_router())
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+
 from tests.cli.conftest import Node, run_nxmesh
 
 
@@ -87,3 +90,24 @@ def test_state_dir_flag_and_help(seeded: Node) -> None:
     sub = run_nxmesh(None, "upstream", "create", "--help")
     assert "--server" in sub.out
     assert "NXMESH_STATE_DIR" in sub.out
+
+
+def test_show_and_audit_say_who_changed_what(seeded: Node) -> None:
+    seeded.ok("upstream", "create", "app", "--server", "10.0.0.1:80")
+    seeded.ok("upstream", "update", "app", "--keepalive", "8")
+    shown = seeded.ok("upstream", "show", "app").out.splitlines()
+    me = pwd.getpwuid(os.getuid()).pw_name  # the daemon's own user: admin
+    assert shown[-1].split()[:6] == ["changed", me, "(admin)", "via", "node1", "at"]
+    seeded.ok("upstream", "delete", "app")
+    rows = [line.split() for line in seeded.ok("audit").out.splitlines()]
+    assert rows[0] == ["WHEN", "OP", "WHAT", "BY", "VIA"]
+    assert [(r[1], r[2], r[3], r[-1]) for r in rows[1:]] == [
+        ("deleted", "upstreams", "app", "node1"),
+        ("updated", "upstreams", "app", "node1"),
+        ("created", "upstreams", "app", "node1"),
+    ]
+    mesh = seeded.ok("audit", "--mesh", "--json").json()
+    assert [(i["op"], i["resource"], i["name"]) for i in mesh] == [
+        ("created", "workspaces", "default"),
+        ("created", "organizations", "acme"),
+    ]

@@ -1,0 +1,67 @@
+"""The daemon's side of authorship: a stamp alone leaves the desired-state digest alone,
+and every document change is announced with its origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+from pycrdt import Doc, Map
+
+from crdt.documents import WorkspaceDocument
+from crdt.schema import Stamp, Upstream
+from node.bootstrap import init_node
+from node.config import NodeConfig
+from node.daemon import Daemon
+from node.statedir import StateDir
+
+
+def _daemon(tmp_path: Path) -> Daemon:
+    state = StateDir.at(tmp_path / "node")
+    config = NodeConfig.from_values(
+        {"name": "solo", "listen": "127.0.0.1:0", "nginx_mode": "render-only", "preset": "local"}
+    )
+    init_node(state, config)
+    return Daemon(state, config)
+
+
+def test_a_stamp_alone_leaves_the_desired_state_digest_alone(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path)
+    try:
+        persisted = daemon.replica.workspace_docs["default"]
+        data = {"name": "app", "servers": [{"address": "127.0.0.1:9"}]}
+        stamp = Stamp.now("solo", "alice", "operator")
+        up, _ = WorkspaceDocument.edit(persisted, lambda d: d.create(Upstream, data, stamp))
+        before = daemon.replica.desired().digest
+
+        def restamp(doc: Doc[Any]) -> None:  # as a peer's concurrent stamp would
+            entity = doc.get("upstreams", type=Map)[up.id]
+            for key, value in Stamp.now("n9", "bob", "admin").fields().items():
+                entity[key] = value
+
+        persisted.commit(restamp)
+        assert daemon.replica.desired().digest == before
+        WorkspaceDocument.edit(persisted, lambda d: d.patch(Upstream, up.id, {"keepalive": 2}))
+        assert daemon.replica.desired().digest != before
+    finally:
+        daemon.store.close()
+
+
+async def test_a_local_commit_is_announced_as_local_and_a_peer_update_as_peer(
+    tmp_path: Path,
+) -> None:
+    daemon = _daemon(tmp_path)
+    try:
+        async with daemon.events.subscribe() as sub:
+            daemon.replica.changed("mesh")  # a commit made here (the API, ACME...)
+            assert daemon.replica.replicator.on_applied is not None
+            daemon.replica.replicator.on_applied("mesh")  # a peer's update applied
+            with trio.fail_after(5):
+                events = [await sub.receive(), await sub.receive()]
+        assert [(e["type"], e["document"], e["origin"], e["changes"]) for e in events] == [
+            ("document", "mesh", "local", 0),
+            ("document", "mesh", "peer", 0),
+        ]
+    finally:
+        daemon.store.close()
