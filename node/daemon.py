@@ -1,10 +1,11 @@
 """The node daemon: one trio nursery of services around this node's replica.
 
-Services, each started with ``nursery.start``: the mesh driver (admissions on), the event
-pump (broadcasts -> replica; member events -> watchers), the nginx supervisor (managed
-mode) and the applier, the API on the Unix socket, the metrics endpoint, ACME (orders,
-challenges, certificate installs: node.acme) and the housekeeping loops (metadata,
-revocations and key rotation, compaction). A crash of a restartable service is logged and
+Services, each started with ``nursery.start``: the mesh driver (admissions on; it answers
+members' report queries: node.report), the event pump (broadcasts -> replica; member
+events -> watchers), the nginx supervisor (managed mode) and the applier, the API on the
+Unix socket, the metrics endpoint, ACME (orders, challenges, certificate installs:
+node.acme) and the housekeeping loops (metadata, revocations and key rotation,
+compaction). A crash of a restartable service is logged and
 the service restarted with backoff; one that keeps failing, or a crash of the mesh driver
 or the API, stops the daemon with a clear message.
 
@@ -26,7 +27,7 @@ from typing import Any
 import trio
 from prometheus_client import CollectorRegistry
 
-from crdt.documents import MESH_DOCUMENT, workspace_of
+from crdt.documents import MESH_DOCUMENT, workspace_document, workspace_of
 from crdt.joining import answer_join
 from crdt.replication import Replicator
 from crdt.schema import Certificate
@@ -38,6 +39,7 @@ from mesh import (
     MemberEvent,
     MeshConfig,
     MeshNode,
+    QueryError,
     fingerprint,
 )
 from mesh import Member as MeshMember
@@ -48,9 +50,10 @@ from node.acme.metrics import AcmeMetrics
 from node.acme.service import AcmeService, Host
 from node.api.access import AccessPolicy
 from node.api.app import create_app
+from node.api.audit import AuditFeed
 from node.api.events import EventHub
 from node.api.server import serve
-from node.api.services import Invite, Member, SecretUnavailable
+from node.api.services import Invite, Member, NodeUnreachable, SecretUnavailable
 from node.certs import ensure_fallback, runtime_certs_dir
 from node.config import NodeConfig, format_host_port, parse_host_port
 from node.membership import MeshMembership
@@ -60,6 +63,21 @@ from node.nginx import Applier, ApplierStatus, Metrics, NginxSettings, Superviso
 from node.permissions import prepare as prepare_permissions
 from node.permissions import worker_user
 from node.replica import Replica
+from node.report import (
+    BadReport,
+    NoSuchFile,
+    Request,
+    View,
+    config_report,
+    metrics_summary,
+    pack_answer,
+    pack_error,
+    status_report,
+    tree_tokens,
+    unpack_answer,
+    workspace_of_path,
+    workspace_of_unit,
+)
 from node.resolver import Resolver, upstream_hosts
 from node.statedir import StateDir
 from node.version import __version__
@@ -96,6 +114,9 @@ class Daemon:
         self.replica = Replica(self.store, self.identity, self.genesis, admit=self._admit)
         self.replica.listeners.append(self._document_changed)
         self.events = EventHub()
+        self.audit = AuditFeed(config.name)
+        """Peers' edits, from the documents' audit logs, as ``change`` events."""
+        self._follow_documents()
         self.registry = CollectorRegistry()
         self.counters = StateCounters()
         self.nginx_metrics = Metrics(self.registry)
@@ -133,10 +154,15 @@ class Daemon:
         self._meta_dirty = trio.Event()
         self._housekeeping = trio.Event()
         self._digests: dict[str, str] = {}
+        """Revision -> digest of the desired state it was rendered from."""
+        self._workspace_digests: dict[str, dict[str, str]] = {}
+        """Revision -> workspace -> digest of that workspace's part of it."""
         self._units: dict[str, dict[str, str]] = {}
         """Units not ``ok`` in the last full render (degraded or skipped), with why."""
         self._invalid: list[str] = []
         """Stored entities that do not validate (skipped), from the last full render."""
+        self._tokens: dict[tuple[Path, frozenset[str]], frozenset[str]] = {}
+        """Hidden names per (applied tree, hidden workspaces): node.report.View."""
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -167,6 +193,7 @@ class Daemon:
             boot_epoch=self.state.next_boot_epoch(),
             meta=self._meta().pack(),
             admissions=True,
+            answerer=self,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -280,9 +307,12 @@ class Daemon:
                 "key": fingerprint(member.key),
                 "state": member.state.name.lower(),
                 "address": format_host_port(member.addr),
-                "metadata": meta.to_json() if meta else {},
+                "metadata": meta.to_json(self._workspace_ids()) if meta else {},
             }
         )
+
+    def _workspace_ids(self) -> list[str]:
+        return [w.id for w in self.replica.workspaces()]
 
     async def _join_loop(self) -> None:
         """Join through the configured seeds at start; retry until one answers."""
@@ -311,8 +341,23 @@ class Daemon:
             node.broadcast(*Replicator.publish(name, update))
         self.replica.changed(name)
 
-    def _document_changed(self, name: str) -> None:
-        self.events.publish({"type": "document", "document": name})
+    def _follow_documents(self) -> None:
+        """Follow the audit log of every document replicated here (new ones from their
+        current content)."""
+        docs = {MESH_DOCUMENT: self.replica.mesh_doc.doc}
+        for ws, persisted in self.replica.workspace_docs.items():
+            docs[workspace_document(ws)] = persisted.doc
+        self.audit.sync(docs)
+
+    def _document_changed(self, name: str, origin: str) -> None:
+        self._follow_documents()  # a mesh change may have opened or closed workspaces
+        persisted = self.replica.document(name)
+        told = self.audit.changes(name, persisted.doc) if persisted is not None else []
+        for change in told:
+            self.events.publish(change)
+        self.events.publish(
+            {"type": "document", "document": name, "origin": origin, "changes": len(told)}
+        )
         self.acme.document_changed(name)
         if self.applier is not None:
             self.applier.submit()
@@ -404,6 +449,7 @@ class Daemon:
             partial(render, desired.settings, desired.workspaces, view, exclude=exclude)
         )
         self._digests[rendered.revision] = desired.digest
+        self._workspace_digests[rendered.revision] = desired.workspace_digests
         refs = view.installed_certificates & frozenset(
             cert_id for ws in desired.workspaces.values() for cert_id in ws.certificates
         )
@@ -423,6 +469,7 @@ class Daemon:
         if len(self._digests) > 64:
             for key in list(self._digests)[:-32]:
                 del self._digests[key]
+                self._workspace_digests.pop(key, None)
                 self._cert_refs.pop(key, None)
         return rendered
 
@@ -443,6 +490,86 @@ class Daemon:
             }
         )
 
+    # ------------------------------------------------------------------ reports
+
+    async def answer_query(self, sender: bytes, payload: bytes) -> bytes | None:
+        """A member asks about this node (mesh/'s query): what it may see of it."""
+        if not self.replica.mesh.is_member(sender):
+            return None
+        try:
+            request = Request.unpack(payload)
+        except BadReport as exc:
+            return pack_error("bad-request", str(exc))
+        try:
+            report = await self.report(request, await self._view_for(sender))
+        except NoSuchFile as exc:
+            return pack_error("no-such-file", str(exc))
+        log.debug("report query answered", peer=fingerprint(sender), report=request.kind)
+        return pack_answer(report)
+
+    async def node_report(self, name: str, request: Request) -> dict[str, Any]:
+        """The report of node ``name`` for the API: this node's own at once (all of it),
+        another's over the mesh (what this node may see); :class:`UnknownNode`,
+        :class:`NodeUnreachable`, :class:`NoSuchFile`."""
+        key = self.membership.find(name)
+        if key == self.identity.public_key:
+            return {"node": name, "source": "local", **await self.report(request, View())}
+        try:
+            answer = await self.node.query(key, request.pack())
+            report = unpack_answer(answer)
+        except (QueryError, BadReport) as exc:
+            raise NodeUnreachable(f"node {name!r} cannot be reached: {exc}") from None
+        return {**report, "node": name, "source": "mesh"}
+
+    async def report(self, request: Request, view: View) -> dict[str, Any]:
+        """This node's status or applied configuration as ``view`` shows it."""
+        applier = self.applier
+        if request.kind == "status":
+            status = applier.status if applier is not None else ApplierStatus()
+            metrics = metrics_summary(self.registry, view, status)
+            apply = self.status()["apply"]  # as /v1/status shows it
+            return status_report(status, apply, self._units, self._invalid, metrics, view)
+        applied = applier.applied if applier is not None else None
+        tree, manifest = applied if applied is not None else (None, None)
+        return await trio.to_thread.run_sync(
+            partial(config_report, tree, manifest, view, request.path, forbidden=self._keys())
+        )
+
+    def _keys(self) -> tuple[Path, ...]:
+        """Directories no report may read from (certificates and their keys)."""
+        return (self.state.certs, self.acme.installer.directory)
+
+    def _hidden_from(self, asker: bytes) -> frozenset[str]:
+        """Workspaces this node has something of that ``asker`` does not serve."""
+        mesh = self.replica.mesh
+        if mesh.serves_all(asker):
+            return frozenset()
+        ours = set(self.replica.served())
+        ours.update(workspace_of_unit(unit) for unit in self._units)
+        applier = self.applier
+        if applier is not None:
+            ours.update(workspace_of_unit(q.unit) for q in applier.status.quarantined)
+            applied = applier.applied
+            if applied is not None:
+                ours.update(ws for p in applied[1].files if (ws := workspace_of_path(p)))
+        return frozenset(ws for ws in ours if not mesh.serves(asker, ws))
+
+    async def _view_for(self, asker: bytes) -> View:
+        hidden = self._hidden_from(asker)
+        applied = self.applier.applied if self.applier is not None else None
+        if not hidden or applied is None:
+            return View(hidden)
+        tree, manifest = applied
+        tokens = self._tokens.get((tree, hidden))
+        if tokens is None:
+            tokens = await trio.to_thread.run_sync(
+                tree_tokens, tree, manifest, hidden, self._keys()
+            )
+            if len(self._tokens) >= 8:
+                self._tokens.clear()
+            self._tokens[tree, hidden] = tokens
+        return View(hidden, tokens)
+
     # ------------------------------------------------------------------ metadata
 
     def _meta(self) -> NodeMeta:
@@ -461,6 +588,7 @@ class Daemon:
             reason=status.reason,
             revision=revision[:12],
             state=self._digests.get(revision, ""),
+            workspaces=NodeMeta.digests(self._workspace_digests.get(revision, {})),
             labels=self.membership.labels(self.identity.public_key),
             acme=self.acme.reported(),
         )
@@ -571,7 +699,7 @@ class Daemon:
             "address": format_host_port(node.addr) if node is not None else "",
             "members": members,
             "workspaces": sorted(self.replica.workspace_docs),
-            "apply": meta.to_json(),
+            "apply": meta.to_json(self._workspace_ids()),
             "quarantined": [
                 {"unit": q.unit, "reason": q.reason}
                 for q in (self.applier.status.quarantined if self.applier else ())
@@ -636,3 +764,9 @@ class _Services:
 
     def certificate_status(self, workspace: str, certificate: Certificate) -> dict[str, Any]:
         return self._d.acme.certificate(workspace, certificate)
+
+    async def node_status(self, node: str) -> dict[str, Any]:
+        return await self._d.node_report(node, Request("status"))
+
+    async def node_config(self, node: str, path: str | None) -> dict[str, Any]:
+        return await self._d.node_report(node, Request("config", path))

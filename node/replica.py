@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from crdt.documents import (
     MESH_DOCUMENT,
@@ -24,7 +25,7 @@ from crdt.documents import (
 )
 from crdt.membership import MeshState
 from crdt.replication import Replicator
-from crdt.schema import Invalid, MeshSettings, Workspace, WorkspaceState
+from crdt.schema import STAMP_FIELDS, Invalid, MeshSettings, Workspace, WorkspaceState
 from crdt.store import PersistedDoc, Store
 from crdt.trust import Genesis
 from crdt.vault import WorkspaceVault
@@ -40,9 +41,12 @@ class DesiredState:
     settings: MeshSettings
     workspaces: dict[str, WorkspaceState]
     digest: str
-    """Digest of the documents' content (equal on nodes that hold the same state)."""
+    """Digest of the documents' content (equal on nodes that hold the same state); the
+    author stamps and the audit log are not part of it."""
     invalid: list[str]
     """Entities skipped as invalid, as ``<document>: <kind> <id>: <reason>``."""
+    workspace_digests: dict[str, str] = field(default_factory=dict)
+    """Per workspace: a digest of the mesh settings and that workspace's content."""
 
 
 class Replica:
@@ -65,10 +69,11 @@ class Replica:
         self.mesh = MeshState(self.mesh_doc, genesis)
         self.replicator = Replicator(self.mesh.is_member, self.mesh.audience, admit)
         self.replicator.replicate(MESH_DOCUMENT, self.mesh_doc)
-        self.replicator.on_applied = self.changed
+        self.replicator.on_applied = partial(self.changed, origin="peer")
         self.workspace_docs: dict[str, PersistedDoc] = {}
         self.vaults: dict[str, WorkspaceVault] = {}
-        self.listeners: list[Callable[[str], None]] = []
+        self.listeners: list[Callable[[str, str], None]] = []
+        """Called with (document name, ``local`` or ``peer``) after every change."""
         self._mesh_generation = -1
         self.refresh()
 
@@ -115,12 +120,13 @@ class Replica:
             del self.vaults[ws]
         return wanted != current
 
-    def changed(self, name: str) -> None:
-        """A document changed (a local commit or a peer's update): tell the listeners."""
+    def changed(self, name: str, origin: str = "local") -> None:
+        """A document changed (a local commit, or a peer's update: ``origin="peer"``):
+        tell the listeners."""
         if name == MESH_DOCUMENT:
             self.refresh()
         for listener in list(self.listeners):
-            listener(name)
+            listener(name, origin)
 
     # ------------------------------------------------------------------ reading
 
@@ -132,8 +138,9 @@ class Replica:
         if isinstance(settings, Invalid):
             invalid.append(f"{MESH_DOCUMENT}: settings: {settings.reason}")
             settings = MeshSettings()
-        digest = hashlib.sha256()
-        digest.update(settings.model_dump_json().encode())
+        shared = settings.model_dump_json(exclude=set(STAMP_FIELDS)).encode()
+        digest = hashlib.sha256(shared)
+        per_workspace: dict[str, str] = {}
         workspaces: dict[str, WorkspaceState] = {}
         for ws, doc in sorted(self.workspace_docs.items()):
             wdoc = WorkspaceDocument(doc.doc)
@@ -143,9 +150,27 @@ class Replica:
                 f"{workspace_document(ws)}: {bad.kind} {bad.id}: {bad.path} {bad.reason}"
                 for bad in read.invalid
             )
+            content = json.dumps(_unstamped(wdoc.to_json()), sort_keys=True).encode()
             digest.update(ws.encode() + b"\0")
-            digest.update(json.dumps(wdoc.to_json(), sort_keys=True).encode())
-        return DesiredState(settings, workspaces, digest.hexdigest()[:12], invalid)
+            digest.update(content)
+            per_workspace[ws] = hashlib.sha256(shared + content).hexdigest()[:12]
+        return DesiredState(settings, workspaces, digest.hexdigest()[:12], invalid, per_workspace)
+
+
+def _unstamped(collections: dict[str, Any]) -> dict[str, Any]:
+    """Collections without the entities' author stamps: who changed something last is
+    not desired state (a stamp alone never changes the digest)."""
+    return {
+        name: {
+            key: {k: v for k, v in entity.items() if k not in STAMP_FIELDS}
+            if isinstance(entity, dict)
+            else entity
+            for key, entity in items.items()
+        }
+        if isinstance(items, dict)
+        else items
+        for name, items in collections.items()
+    }
 
 
 def _serves(mesh: MeshState, workspace: str, node_key: bytes) -> bool:

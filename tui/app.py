@@ -77,8 +77,6 @@ class NxMeshApp(App[None]):
         self.fleet_loaded = False
         """True once ``/v1/status`` and ``/v1/nodes`` have been read."""
         self.role = Role.none
-        self.last_apply: dict[str, Any] | None = None
-        """The local node's latest ``apply`` event (it carries nginx's message)."""
         self.events: deque[EventEntry] = deque(maxlen=MAX_EVENTS)
         self.names: dict[str, str] = {}
         """``<resource>/<id>`` -> name, for events and quarantined units."""
@@ -258,7 +256,6 @@ class NxMeshApp(App[None]):
             self.fleet_changed.publish(None)
             self.request_fleet_refresh()
         elif kind == "apply":
-            self.last_apply = event
             self.request_fleet_refresh()
         elif kind == "change":
             self.content_changed.publish(str(event.get("resource", "*")))

@@ -16,9 +16,6 @@ STATE_DIR_ENV = "NXMESH_STATE_DIR"
 BASE_URL = "http://nxmesh"
 """The host part of every request; the API ignores it."""
 
-RENDERED_CONF = Path("nginx") / "conf"
-"""The applied nginx tree, relative to the state directory (a link to the live tree)."""
-
 MEMBER_STATES = ("alive", "suspect", "dead", "left", "revoked")
 """What ``GET /v1/nodes`` reports as a member's ``state`` (``unknown`` when not seen yet)."""
 

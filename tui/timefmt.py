@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-__all__ = ["clock_time", "expiry", "parse_instant", "relative_days"]
+__all__ = ["ago", "clock_time", "expiry", "parse_instant", "relative_days"]
 
 
 def clock_time(at: float, tz: tzinfo | None) -> str:
     """``HH:MM:SS`` of a Unix time in ``tz`` (None: the local zone)."""
     return datetime.fromtimestamp(at, tz).strftime("%H:%M:%S")
+
+
+def ago(seconds: float) -> str:
+    """``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 days ago`` (``just now`` under 1 s)."""
+    if seconds < 1:
+        return "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''} ago"
+    return f"{int(seconds)} s ago"
 
 
 def parse_instant(value: object) -> datetime | None:

@@ -11,13 +11,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from crdt.schema import Author
 from crdt.schema.values import parse_duration
 
 __all__ = [
     "MAX_LABELS",
     "AcmeSubject",
     "AcmeSubjectList",
+    "AuditItem",
+    "AuditList",
     "CertificateStatus",
+    "ConfigFile",
     "FieldError",
     "InvalidEntity",
     "Invite",
@@ -26,6 +30,8 @@ __all__ = [
     "LabelsRequest",
     "Member",
     "MemberList",
+    "NodeConfig",
+    "NodeReport",
     "Problem",
     "RenewalRequested",
     "Status",
@@ -103,6 +109,100 @@ class Status(BaseModel):
     node: str
     version: str
     api: dict[str, Any]
+
+
+class UnitState(BaseModel):
+    state: str = Field(description="degraded or skipped.")
+    reason: str
+
+
+class QuarantinedUnit(BaseModel):
+    unit: str = Field(description="<workspace>/vhost/<id> or <workspace>/stream/<id>.")
+    reason: str = Field(description="Why nginx refused it.")
+
+
+class LastApply(BaseModel):
+    """The applier's last pass on the node."""
+
+    model_config = ConfigDict(extra="allow")
+    state: str = Field(description="pending, ok, quarantined or failed.")
+    stage: str = Field(description="Where a failure happened (render, stage, test, reload...).")
+    reason: str
+    nginx_message: str = Field(description="nginx's own text (nginx -t, error log).")
+    revision: str | None = Field(description="The revision serving now.")
+    desired_revision: str | None
+    applied_at: float | None = Field(description="When the serving tree was applied.")
+    updated_at: float | None
+    duration_s: float = Field(description="How long the last pass took.")
+    drift: list[str] = Field(description="Files last found changed by hand (then restored).")
+
+
+class NodeMetrics(BaseModel):
+    """A summary of the node's own Prometheus metrics."""
+
+    model_config = ConfigDict(extra="allow")
+    reloads_ok: int
+    reloads_failed: int
+    reloads_rolled_back: int
+    apply_failures: int
+    applies: int
+    last_apply_duration_s: float
+    revision_age_s: float | None
+    nginx_up: bool
+    mesh_datagrams_in: int
+    mesh_datagrams_out: int
+    mesh_drops: int
+    local_edits: int
+    remote_updates: int
+    documents: int
+    document_bytes: int
+
+
+class NodeReport(BaseModel):
+    """``GET /v1/nodes/{name}/status``: what the node says of its nginx."""
+
+    model_config = ConfigDict(extra="allow")
+    node: str
+    source: str = Field(description="local (this node) or mesh (asked over the mesh).")
+    apply: dict[str, Any] = Field(description="What the node publishes (its /v1/status apply).")
+    last_apply: LastApply
+    quarantined: list[QuarantinedUnit]
+    units: dict[str, UnitState] = Field(description="Units that are not ok, with why.")
+    invalid: list[str]
+    metrics: NodeMetrics | dict[str, Any]
+    filtered: bool = Field(
+        description="Parts about workspaces the caller's node does not serve were left out."
+    )
+
+
+class ConfigFile(BaseModel):
+    path: str = Field(description="Relative to the node's nginx conf directory.")
+    size: int | None
+    sha256: str
+    redacted: bool = Field(
+        description="A shared file whose lines about workspaces the caller's node does not "
+        "serve were hidden; size and sha256 are those of what is shown."
+    )
+
+
+class ConfigFileContent(ConfigFile):
+    truncated: bool = Field(description="Cut at 1 MiB.")
+    content: str
+
+
+class NodeConfig(BaseModel):
+    """``GET /v1/nodes/{name}/config``: the node's applied nginx tree."""
+
+    model_config = ConfigDict(extra="allow")
+    node: str
+    source: str
+    revision: str | None
+    applied_at: float | None
+    files: list[ConfigFile] = Field(description="nginx.conf first, then by path.")
+    total: int = Field(description="Files the caller may see (the list may be cut short).")
+    truncated: bool
+    filtered: bool
+    file: ConfigFileContent | None = Field(description="The file asked for with ?path=.")
 
 
 class FieldError(BaseModel):
@@ -189,3 +289,19 @@ class CertificateStatus(BaseModel):
 class RenewalRequested(BaseModel):
     subject: str
     requested_at: float
+
+
+class AuditItem(BaseModel):
+    """One edit in a document's audit log."""
+
+    op: str = Field(description="created, updated, deleted, or an action (renewal-requested).")
+    resource: str = Field(description="The collection's path segment: vhosts, upstreams...")
+    id: str = Field(description="The entity's id.")
+    name: str | None = Field(description="The entity's name then (a deleted one's last name).")
+    fields: list[str] = Field(description="The fields the edit wrote.")
+    changed_by: Author
+    changed_at: str | None = Field(description="When: ISO 8601, UTC (the node's wall clock).")
+
+
+class AuditList(BaseModel):
+    items: list[AuditItem] = Field(description="Newest first.")

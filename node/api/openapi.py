@@ -35,11 +35,14 @@ _OUTPUT_MODELS: tuple[type[BaseModel], ...] = (
     models.MemberList,
     models.Invite,
     models.Status,
+    models.NodeReport,
+    models.NodeConfig,
     models.Problem,
     models.InvalidEntity,
     models.AcmeSubjectList,
     models.CertificateStatus,
     models.RenewalRequested,
+    models.AuditList,
 )
 _INPUT_MODELS: tuple[type[BaseModel], ...] = (
     models.LabelsRequest,

@@ -1,4 +1,5 @@
-"""Node-level routes: members (nodes), labels, revocation, invites, status, the watch stream."""
+"""Node-level routes: members (nodes), labels, revocation, invites, status, any node's
+status and applied configuration (node.report), the watch stream."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from node.api.body import read_object
 from node.api.context import context_of
 from node.api.events import Subscription
 from node.api.openapi import body_doc, json_doc, problems_doc, ref
-from node.api.problems import ApiProblem, validation_problem
-from node.api.services import Member, NodeRefused, UnknownNode
+from node.api.problems import PROBLEM_JSON, ApiProblem, validation_problem
+from node.api.services import Member, NodeRefused, NodeUnreachable, NoSuchFile, UnknownNode
+from node.report import valid_path
 from node.version import __version__
 
 __all__ = ["node_router"]
@@ -102,6 +104,97 @@ async def list_nodes(request: Request) -> Response:
 )
 async def get_node(request: Request, name: NodeName) -> Response:
     return JSONResponse(dict(_member(context_of(request).services.members(), name)))
+
+
+_UNREACHABLE_DOC: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The node did not answer (dead, left, unreachable, timed out)",
+        "content": {PROBLEM_JSON: {"schema": ref("Problem")}},
+    }
+}
+
+
+def _unreachable(exc: NodeUnreachable) -> ApiProblem:
+    return ApiProblem(503, "node-unreachable", str(exc), title="Node unreachable")
+
+
+@router.get(
+    "/nodes/{name}/status",
+    operation_id="get_node_status",
+    summary="A node's last apply, quarantined units and metrics",
+    description="Any node's: this node answers for itself, another node over the mesh "
+    "(only what this node may see: nothing of workspaces it does not serve). Role: viewer.",
+    tags=["nodes"],
+    responses={
+        200: json_doc("The node's report", ref("NodeReport")),
+        **problems_doc([403, 404]),
+        **_UNREACHABLE_DOC,
+    },
+)
+async def node_status(request: Request, name: NodeName) -> Response:
+    services = context_of(request).services
+    target = _member(services.members(), name)
+    try:
+        report = await services.node_status(target["name"])
+    except UnknownNode as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
+    except NodeUnreachable as exc:
+        raise _unreachable(exc) from None
+    return JSONResponse(report, headers={"cache-control": "no-store"})
+
+
+@router.get(
+    "/nodes/{name}/config",
+    operation_id="get_node_config",
+    summary="A node's applied nginx configuration",
+    description="The files of the tree the node serves (path, size, sha256); with `path`, "
+    "also that file's content (cut at 1 MiB). Files of workspaces this node does not serve "
+    "are left out, and lines naming them hidden in shared files. Role: viewer.",
+    tags=["nodes"],
+    responses={
+        200: json_doc("The node's files", ref("NodeConfig")),
+        **problems_doc([403, 404, 422]),
+        **_UNREACHABLE_DOC,
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "path",
+                "in": "query",
+                "required": False,
+                "description": "A file of the list, e.g. nginx.conf.",
+                "schema": {"type": "string"},
+            }
+        ]
+    },
+)
+async def node_config(request: Request, name: NodeName) -> Response:
+    unknown = [k for k in request.query_params if k != "path"]
+    if unknown:
+        raise validation_problem(
+            [FieldError(field=f"query.{k}", reason="is not a parameter (path)") for k in unknown],
+            "the query",
+        )
+    path = request.query_params.get("path")
+    if path is not None and not valid_path(path):
+        raise validation_problem(
+            [FieldError(field="query.path", reason="must be a relative path inside the tree")],
+            "the query",
+        )
+    services = context_of(request).services
+    target = _member(services.members(), name)
+    try:
+        report = await services.node_config(target["name"], path)
+    except UnknownNode as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
+    except NodeUnreachable as exc:
+        raise _unreachable(exc) from None
+    except NoSuchFile as exc:
+        reason = f"is not a file of {target['name']}'s applied configuration"
+        raise validation_problem(
+            [FieldError(field="query.path", reason=reason)], "the query"
+        ) from (exc)
+    return JSONResponse(report, headers={"cache-control": "no-store"})
 
 
 @router.put(

@@ -27,7 +27,9 @@ __all__ = [
     "LocalServices",
     "Member",
     "Membership",
+    "NoSuchFile",
     "NodeRefused",
+    "NodeUnreachable",
     "SecretUnavailable",
     "UnknownNode",
 ]
@@ -59,6 +61,14 @@ class UnknownNode(LookupError):
 
 class NodeRefused(Exception):
     """The membership service refused the request; the message says why."""
+
+
+class NodeUnreachable(Exception):
+    """Another node did not answer (dead, left, timed out, refused); says why in a line."""
+
+
+class NoSuchFile(LookupError):
+    """Not a file of the node's applied configuration (as the caller's node may see it)."""
 
 
 class SecretUnavailable(Exception):
@@ -120,6 +130,17 @@ class ApiServices(Membership, Protocol):
         """One certificate's status on this node (node.acme.view.certificate_row)."""
         ...
 
+    async def node_status(self, node: str) -> dict[str, Any]:
+        """Node ``node``'s last apply, units and metrics summary (node.report), this
+        node's own at once, another's over the mesh; :class:`UnknownNode`,
+        :class:`NodeUnreachable`."""
+        ...
+
+    async def node_config(self, node: str, path: str | None) -> dict[str, Any]:
+        """Node ``node``'s applied files and ``path``'s content (node.report);
+        :class:`UnknownNode`, :class:`NodeUnreachable`, :class:`NoSuchFile`."""
+        ...
+
 
 class LocalServices:
     """:class:`ApiServices` over a real :class:`Store`: every document is opened on first
@@ -173,6 +194,29 @@ class LocalServices:
 
     def members(self) -> list[Member]:
         return self.membership.members()
+
+    async def node_status(self, node: str) -> dict[str, Any]:
+        self._only_here(node)
+        return {"node": node, "source": "local", "apply": {"apply": "pending"},
+                "last_apply": {"state": "pending", "stage": "", "reason": "",
+                               "nginx_message": "", "revision": None,
+                               "desired_revision": None, "applied_at": None,
+                               "updated_at": None, "duration_s": 0.0, "drift": []},
+                "quarantined": [], "units": {}, "invalid": [], "metrics": {},
+                "filtered": False}  # fmt: skip
+
+    async def node_config(self, node: str, path: str | None) -> dict[str, Any]:
+        self._only_here(node)
+        if path is not None:
+            raise NoSuchFile(f"{path}: nothing has been applied on {node}")
+        return {"node": node, "source": "local", "revision": None, "applied_at": None,
+                "files": [], "total": 0, "truncated": False, "filtered": False,
+                "file": None}  # fmt: skip
+
+    def _only_here(self, node: str) -> None:
+        """This API renders nothing and has no mesh to ask through."""
+        if node != self.node_name:
+            raise NodeUnreachable(f"node {node!r} cannot be asked: this API has no mesh")
 
     async def set_labels(self, node: str, labels: dict[str, str]) -> Member:
         return await self.membership.set_labels(node, labels)

@@ -135,6 +135,12 @@ class Applier:
     def status(self) -> ApplierStatus:
         return self.cell.value
 
+    @property
+    def applied(self) -> tuple[Path, Manifest] | None:
+        """The serving tree's directory and manifest (None before the first apply)."""
+        applied = self._applied
+        return None if applied is None else (applied.tree, applied.manifest)
+
     def submit(self) -> None:
         """The desired state changed: apply it at once after a quiet spell, else after
         the quiet period (:class:`~node.nginx.debounce.Debouncer`)."""
@@ -255,6 +261,7 @@ class Applier:
                     desired_revision=manifest.desired_revision,
                     quarantined=quarantined,
                     updated_at=time.time(),
+                    applied_at=manifest.applied_at,
                 )
             )
             self.metrics.applied_at = manifest.applied_at
@@ -553,5 +560,7 @@ class Applier:
                 nginx_message=result.nginx_message,
                 drift=drift or previous.drift,
                 updated_at=time.time(),
+                duration=result.duration,
+                applied_at=self._applied.manifest.applied_at if self._applied else None,
             )
         )

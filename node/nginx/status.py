@@ -85,6 +85,10 @@ class ApplierStatus:
     """Paths found drifted by the last drift check that found any (then repaired)."""
     updated_at: float = 0.0
     """Wall-clock time of this status (``time.time()``)."""
+    duration: float = 0.0
+    """Seconds the pass that produced this status took (0 for a tree found at start)."""
+    applied_at: float | None = None
+    """Wall-clock time the serving tree was applied (None before the first)."""
 
     def summary(self) -> str:
         """One short line, e.g. ``ok``, ``quarantined 2``, ``failed: nginx -t timed out``."""

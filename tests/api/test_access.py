@@ -77,6 +77,8 @@ UP = {"name": "app", "servers": [{"address": "127.0.0.1:9001"}]}
 # (method, path, body, lowest role allowed); {ws} is the workspace id
 ACTIONS: list[tuple[str, str, dict[str, Any] | None, Role]] = [
     ("GET", "/v1/status", None, Role.viewer),
+    ("GET", "/v1/nodes/node1/status", None, Role.viewer),
+    ("GET", "/v1/nodes/node1/config", None, Role.viewer),
     ("GET", "/v1/workspaces", None, Role.viewer),
     ("GET", "/v1/workspaces/{ws}/upstreams", None, Role.viewer),
     ("POST", "/v1/workspaces/{ws}/upstreams", UP, Role.operator),

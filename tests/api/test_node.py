@@ -70,3 +70,36 @@ async def test_status(client: httpx.AsyncClient, ws: str) -> None:
     assert status["members"] == {"alive": 2, "suspect": 1}
     assert status["documents"]["mesh"]["log_updates"] == 2  # the organization and workspace
     assert status["api"]["caller"]["role"] == "admin"  # root, or the daemon's own uid
+
+
+async def test_a_nodes_report_and_configuration(client: httpx.AsyncClient) -> None:
+    """The routes' answers and errors; real reports are tested with real daemons
+    (tests/e2e/test_node_reports.py)."""
+    status = await client.get("/v1/nodes/node1/status")
+    assert status.status_code == 200, status.text
+    assert status.json()["node"] == "node1"
+    assert status.json()["source"] == "local"
+    config = (await client.get("/v1/nodes/node1/config")).json()
+    assert config["files"] == []
+    for path in ("/v1/nodes/ghost/status", "/v1/nodes/ghost/config"):
+        missing = await client.get(path)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+    # Another member, which this API cannot ask (no mesh here): 503 saying why.
+    for path in ("/v1/nodes/node2/status", "/v1/nodes/node2/config"):
+        down = await client.get(path)
+        assert down.status_code == 503
+        assert down.headers["content-type"] == "application/problem+json"
+        body = down.json()
+        assert body["type"] == "urn:nxmesh:problem:node-unreachable"
+        assert "node2" in body["detail"]
+    for bad in ("../state.db", "/etc/passwd", "a//b", "./nginx.conf", "x" * 2000):
+        refused = await client.get("/v1/nodes/node1/config", params={"path": bad})
+        assert refused.status_code == 422, bad
+        assert refused.json()["errors"][0]["field"] == "query.path"
+    absent = await client.get("/v1/nodes/node1/config", params={"path": "nginx.conf"})
+    assert absent.status_code == 422
+    assert "applied configuration" in absent.json()["errors"][0]["reason"]
+    other = await client.get("/v1/nodes/node1/config", params={"colour": "red"})
+    assert other.status_code == 422
+    assert other.json()["errors"][0]["field"] == "query.colour"

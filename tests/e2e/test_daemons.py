@@ -34,6 +34,13 @@ def test_an_edit_on_node_3_is_served_by_every_nodes_nginx(tmp_path: Path) -> Non
             return {m["metadata"].get("state") for m in n1.api("GET", "/v1/nodes")["items"]}
 
         until(lambda: len(digests()) == 1 and "" not in digests(), "one desired state everywhere")
+        # ... and, per workspace it serves, the digest of that workspace's state.
+        (ws,) = [w["id"] for w in n1.api("GET", "/v1/workspaces")["items"]]
+        nodes = n2.api("GET", "/v1/nodes")["items"]
+        published = {m["metadata"]["workspaces"].get(ws) for m in nodes}
+        assert len(published) == 1, nodes
+        assert None not in published, nodes
+        assert all(m["metadata"]["workspaces_complete"] for m in nodes)
 
 
 def test_a_node_killed_during_edits_catches_up_after_restart(tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ from pathlib import Path
 from socketserver import ThreadingUnixStreamServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["FakeApi", "Route"]
 
 Route = tuple[int, Any]
-"""(status, JSON body); a problem document for statuses >= 400."""
+"""(status, JSON body); a problem document for statuses >= 400. A route's path may hold a
+query (``/v1/x?path=a/b``, unquoted): it is preferred to the bare path."""
 
 
 class _Server(ThreadingUnixStreamServer):
@@ -33,14 +34,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         fake = self.server.fake
-        path = urlsplit(self.path).path
+        url = urlsplit(self.path)
+        path = url.path
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
         fake.requests.append((method, path, body))
         if method == "GET" and path == "/v1/watch":
             self._watch(fake)
             return
-        status, answer = fake.routes.get((method, path), (404, _problem(404, "not-found")))
+        missing = (404, _problem(404, "not-found"))
+        status, answer = fake.routes.get(
+            (method, f"{path}?{unquote(url.query)}"), fake.routes.get((method, path), missing)
+        )
         data = json.dumps(answer).encode() if answer is not None else b""
         self.send_response(status)
         ctype = "application/problem+json" if status >= 400 else "application/json"

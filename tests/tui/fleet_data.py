@@ -4,7 +4,6 @@ shaped as the API answers (docs/openapi.json). NOW pins the console's clock."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tests.tui.fake_api import Route
@@ -128,7 +127,8 @@ EVENTS: list[dict[str, Any]] = [
      "at": NOW - 300},
     {"type": "change", "origin": "local", "node": "n1", "document": f"workspace:{WS}",
      "workspace": WS, "resource": "vhosts", "id": API, "op": "created",
-     "fields": ["name", "server_names"], "seq": 2, "at": NOW - 200},
+     "fields": ["name", "server_names"], "seq": 2, "at": NOW - 200,
+     "changed_by": {"node": "n1", "user": "alice", "role": "operator"}},
     {"type": "apply", "node": "n1", "state": "quarantined", "summary": "quarantined 1",
      "revision": "9f3c1a2b7d4e5f60", "nginx_message": "",
      "quarantined": [{"unit": QUARANTINED_UNIT, "reason": "certificate 'api' is not installed"}],
@@ -196,13 +196,88 @@ upstream default__app {
 """
 
 
-def write_rendered(state_dir: Path) -> None:
-    """A small applied tree under ``state_dir/nginx/conf`` for the node detail's viewer."""
-    conf = state_dir / "nginx" / "conf"
-    (conf / "http.d" / WS / "vhosts").mkdir(parents=True, exist_ok=True)
-    (conf / "nginx.conf").write_text(NGINX_CONF)
-    (conf / "http.d" / WS / "upstreams.conf").write_text(UPSTREAMS_CONF)
-    (conf / "http.d" / WS / "vhosts" / f"{SHOP}.conf").write_text(SHOP_CONF)
+def _files(contents: dict[str, str], redacted: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [{"path": path, "size": len(text), "sha256": f"{len(text):064x}",
+             "redacted": path in redacted} for path, text in contents.items()]  # fmt: skip
+
+
+N1_FILES = {
+    "nginx.conf": NGINX_CONF,
+    f"http.d/{WS}/upstreams.conf": UPSTREAMS_CONF,
+    f"http.d/{WS}/vhosts/{SHOP}.conf": SHOP_CONF,
+}
+N2_NGINX_CONF = NGINX_CONF.replace(
+    "    include http.d/*/vhosts/*.conf;\n",
+    "    # (hidden: names a workspace the asking node does not serve)\n"
+    "    include http.d/*/vhosts/*.conf;\n",
+)
+N2_FILES = {"nginx.conf": N2_NGINX_CONF, f"http.d/{WS}/vhosts/{SHOP}.conf": SHOP_CONF}
+
+NGINX_MESSAGE = (
+    'nginx: [emerg] cannot load certificate "/run/nxmesh/n1/crt-api.crt": BIO_new_file() failed\n'
+    "nginx: configuration file /var/lib/nxmesh/nginx/conf.staging-000042/nginx.conf test failed"
+)
+
+
+def _metrics(**over: Any) -> dict[str, Any]:
+    return {"reloads_ok": 12, "reloads_failed": 1, "reloads_rolled_back": 0,
+            "apply_failures": 1, "applies": 13, "last_apply_duration_s": 0.412,
+            "revision_age_s": 190.0, "nginx_up": True, "mesh_datagrams_in": 48211,
+            "mesh_datagrams_out": 48190, "mesh_drops": 3, "local_edits": 4,
+            "remote_updates": 9, "documents": 2, "document_bytes": 183442, **over}  # fmt: skip
+
+
+def report(node: str) -> dict[str, Any]:
+    """``GET /v1/nodes/{node}/status`` of n1 (quarantined, asked locally) or n2 (asked
+    over the mesh; something of it left out)."""
+    if node == "n1":
+        return {"node": "n1", "source": "local", "apply": _meta("quarantined", quarantined=1),
+                "last_apply": {"state": "quarantined", "stage": "", "reason": "",
+                               "nginx_message": NGINX_MESSAGE, "revision": "9f3c1a2b7d4e5f60",
+                               "desired_revision": "9f3c1a2b7d4e5f60", "applied_at": NOW - 190,
+                               "updated_at": NOW - 190, "duration_s": 0.412, "drift": []},
+                "quarantined": [{"unit": QUARANTINED_UNIT,
+                                 "reason": "certificate 'api' is not installed"}],
+                "units": {}, "invalid": [], "metrics": _metrics(), "filtered": False}  # fmt: skip
+    return {"node": "n2", "source": "mesh", "apply": _meta(revision="0d1e2f3a4b5c"),
+            "last_apply": {"state": "ok", "stage": "", "reason": "", "nginx_message": "",
+                           "revision": "0d1e2f3a4b5c6d7e", "desired_revision": "0d1e2f3a4b5c6d7e",
+                           "applied_at": NOW - 180, "updated_at": NOW - 180, "duration_s": 0.208,
+                           "drift": []},
+            "quarantined": [], "units": {}, "invalid": [],
+            "metrics": _metrics(reloads_ok=7, reloads_failed=0, apply_failures=0, applies=7,
+                                mesh_datagrams_in=47002, mesh_datagrams_out=46950, mesh_drops=0),
+            "filtered": True}  # fmt: skip
+
+
+def _config(node: str, contents: dict[str, str], redacted: tuple[str, ...] = ()) -> dict[str, Any]:
+    files = _files(contents, redacted)
+    revision = report(node)["last_apply"]["revision"]
+    return {"node": node, "source": "local" if node == "n1" else "mesh", "revision": revision,
+            "applied_at": NOW - 190, "files": files, "total": len(files), "truncated": False,
+            "filtered": bool(redacted), "file": None}  # fmt: skip
+
+
+UNREACHABLE = {
+    "type": "urn:nxmesh:problem:node-unreachable", "title": "Node unreachable", "status": 503,
+    "detail": "node 'n4' cannot be reached: 1af9ab9d1e04 did not answer within 10 s",
+}  # fmt: skip
+
+
+def node_routes() -> dict[tuple[str, str], Route]:
+    """Reports and configurations of n1 and n2 (each file too); n4 cannot be reached."""
+    table: dict[tuple[str, str], Route] = {}
+    for node, contents, redacted in (("n1", N1_FILES, ()), ("n2", N2_FILES, ("nginx.conf",))):
+        base = f"/v1/nodes/{node}"
+        table["GET", f"{base}/status"] = (200, report(node))
+        listing = _config(node, contents, redacted)
+        table["GET", f"{base}/config"] = (200, listing)
+        for entry, text in zip(listing["files"], contents.values(), strict=True):
+            file = {**entry, "truncated": False, "content": text}
+            table["GET", f"{base}/config?path={entry['path']}"] = (200, {**listing, "file": file})
+    for what in ("status", "config"):
+        table["GET", f"/v1/nodes/n4/{what}"] = (503, UNREACHABLE)
+    return table
 
 
 WORKSPACE = {"id": WS, "schema_version": 1, "organization": WS, "name": WS, "description": ""}
@@ -221,6 +296,7 @@ def routes(role: str = "admin", refuse_writes: bool = False) -> dict[tuple[str, 
         ("GET", f"{base}/certificates"): (200, {"items": CERTIFICATES, "invalid": []}),
         ("POST", "/v1/invites"): (201, INVITE),
         ("POST", f"{base}/vhosts"): (422, VHOST_REFUSED),
+        **node_routes(),
     }
     for resource, items in (("vhosts", VHOSTS), ("upstreams", UPSTREAMS),
                             ("certificates", CERTIFICATES)):  # fmt: skip

@@ -68,6 +68,23 @@ def test_convergence_counts_a_remote_quarantine_and_failures_and_the_unreachable
     assert line.endswith("1 dead: e")
 
 
+def test_convergence_per_workspace_when_nodes_serve_different_workspaces() -> None:
+    # a and b serve "shop", c serves "blog" too; whole-state digests all differ by design.
+    members = [
+        member("a", digest="a1", workspaces={"w1": "11111111"}),
+        member("b", digest="b1", workspaces={"w1": "11111111"}),
+        member("c", digest="c1", workspaces={"w1": "11111111", "w2": "22222222"}),
+    ]
+    names = {"w1": "shop", "w2": "blog"}
+    assert convergence_line(members, workspace_names=names) == ("3/3 nodes current on 2 workspaces")
+    members.append(member("d", digest="d1", workspaces={"w1": "0000aaaa"}))
+    line = convergence_line(members, workspace_names=names)
+    assert line == "3/4 nodes current on 2 workspaces, behind on shop"
+    # b serves no workspace: nothing to be behind on.
+    one = [member("a", digest="a1", workspaces={"w1": "11111111"}), member("b", digest="b1")]
+    assert convergence_line(one) == "2/2 nodes on state 11111111"
+
+
 def test_convergence_before_anything_applied() -> None:
     assert convergence_line([member("a", digest="")]) == "0/1 nodes have applied a state yet"
     assert convergence_line([]) == "no members yet"
@@ -132,6 +149,30 @@ def test_unremarkable_events_make_no_line() -> None:
     same = {"type": "member", "event": "updated", "node": "a", "metadata": {"revision": "r"}}
     assert entry(same, Member("a", revision="r")) is None
     assert entry(same, None) is None  # never seen: nothing to compare with
+
+
+def test_an_edit_line_says_who_made_it_and_through_which_node() -> None:
+    alice = {"node": "node-1", "user": "alice", "role": "operator"}
+    event = {"type": "change", "origin": "peer", "resource": "vhosts", "id": "v1",
+             "name": "shop", "op": "updated", "fields": ["server_names"], "node": "node-1",
+             "changed_by": alice}  # fmt: skip
+    entry = describe(event, previous=None, local="n2", now=0.0)
+    assert entry is not None
+    assert (entry.kind, entry.node) == ("edit", "node-1")
+    assert entry.shown({}) == "vhost shop updated (server_names) by alice (operator) via node-1"
+    gone = {**event, "op": "deleted", "fields": [], "name": "old-shop"}
+    deleted = describe(gone, previous=None, local="n2", now=0.0)
+    assert deleted is not None
+    assert deleted.shown({"vhosts/v1": "shop"}) == (
+        "vhost old-shop deleted by alice (operator) via node-1"
+    )
+    # a peer's update is told by its change lines; a local commit is not "from a peer"
+    for document in ({"origin": "peer", "changes": 1}, {"origin": "local", "changes": 0}):
+        assert describe({"type": "document", "document": "mesh", **document},
+                        previous=None, local="n2", now=0.0) is None  # fmt: skip
+    older = describe({"type": "document", "document": "mesh"}, previous=None, local="n2", now=0)
+    assert older is not None
+    assert older.kind == "sync"
 
 
 def test_an_entity_is_named_once_its_name_is_known() -> None:

@@ -21,8 +21,10 @@ from tests.tui.helpers import table_rows, wait_for
 from tui.app import NxMeshApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.entity_list import EntityListScreen
+from tui.screens.node_detail import NodeDetailScreen
 from tui.screens.vhost_form import VhostFormScreen
 from tui.screens.vhosts import VhostsScreen
+from tui.widgets.config_viewer import ConfigViewer
 
 pytestmark = pytest.mark.slow
 
@@ -104,6 +106,32 @@ def test_the_overview_lists_the_real_members(mesh: list[LocalNode]) -> None:
                 assert rows[name][4] == m["address"]
                 assert rows[name][8] == m["key"]
             assert text_of(app, "#link-banner").startswith("● on n1 as admin")
+
+    run_asyncio(scenario())
+
+
+def test_another_nodes_configuration_is_shown(mesh: list[LocalNode]) -> None:
+    """n2's report and files, read over the mesh through n1's API."""
+    n1, n2 = mesh
+    tree = n2.state / "nginx" / "conf"
+    until(lambda: (tree / "nginx.conf").exists(), "n2 to apply a tree")
+
+    async def scenario() -> None:
+        app = NxMeshApp(n1.state)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: "n2" in members_on_screen(app), "n2 listed")
+            app.open_node("n2")
+            await wait_for(pilot, lambda: isinstance(app.screen, NodeDetailScreen)
+                           and app.screen.loaded, "n2's report and files")  # fmt: skip
+            viewer = app.screen.query_one(ConfigViewer)
+            assert viewer.paths[0] == "nginx.conf"
+            await wait_for(pilot, lambda: viewer.shown == "nginx.conf", "nginx.conf shown")
+            shown = str(app.screen.query_one("#config-text", Static).content)
+            on_disk = (tree / "nginx.conf").read_text()
+            assert shown.strip() == on_disk.strip()
+            report = text_of(app, "#node-report")
+            assert report.startswith("last apply: ok")
+            assert "datagrams in" in report
 
     run_asyncio(scenario())
 

@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 
 from tests.tui.fake_api import FakeApi
-from tests.tui.fleet_data import API, EVENT_LINES, EVENTS, NOW, routes, write_rendered
+from tests.tui.fleet_data import API, EVENT_LINES, EVENTS, NOW, routes
 from tests.tui.helpers import wait_for
 from tui.app import NxMeshApp
 from tui.screens.certificates import CertificatesScreen
@@ -33,6 +33,7 @@ from tui.screens.upstream_form import UpstreamFormScreen
 from tui.screens.upstreams import UpstreamsScreen
 from tui.screens.vhost_form import VhostFormScreen
 from tui.screens.vhosts import VhostsScreen
+from tui.widgets.config_viewer import ConfigViewer
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 SnapCompare = Callable[..., bool]
@@ -45,7 +46,6 @@ def console(state_dir: Path, theme: str = "textual-dark") -> NxMeshApp:
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Iterator[Path]:
-    write_rendered(tmp_path)
     with FakeApi(tmp_path, routes(), EVENTS):
         yield tmp_path
 
@@ -172,22 +172,43 @@ def test_events(snap_compare: SnapCompare, fake: Path, size: tuple[int, int]) ->
     )
 
 
+def detail_loaded(*files: str) -> Callable[[Pilot[Any]], bool]:
+    """A ``go(until=...)`` condition: the node detail shows its report, its file list
+    (``files`` among the labels) and the first file's content."""
+
+    def check(pilot: Pilot[Any]) -> bool:
+        screen = pilot.app.screen
+        if not isinstance(screen, NodeDetailScreen) or not screen.loaded:
+            return False
+        viewer = screen.query_one(ConfigViewer)
+        return all(f in _options(pilot) for f in files) and (
+            not viewer.paths or viewer.shown == viewer.paths[0]
+        )
+
+    return check
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_node_detail_of_this_node(
     snap_compare: SnapCompare, fake: Path, size: tuple[int, int]
 ) -> None:
-    async def steps(pilot: Pilot[Any]) -> None:
-        await go("enter", until=on(NodeDetailScreen, "n1", "#node-meta"))(pilot)
-        await wait_for(pilot, lambda: "default: vhost shop" in _options(pilot), "the files")
-
-    assert snap_compare(console(fake), terminal_size=size, run_before=steps)
+    until = detail_loaded("default: vhost shop")
+    assert snap_compare(console(fake), terminal_size=size, run_before=go("enter", until=until))
 
 
 def test_node_detail_of_another_node(snap_compare: SnapCompare, fake: Path) -> None:
+    """Its report and files come over the mesh; parts of them are left out."""
+    until = detail_loaded("default: vhost shop")
+    assert snap_compare(
+        console(fake), terminal_size=(160, 48), run_before=go("down", "enter", until=until)
+    )
+
+
+def test_node_detail_of_an_unreachable_node(snap_compare: SnapCompare, fake: Path) -> None:
     assert snap_compare(
         console(fake),
-        terminal_size=(160, 48),
-        run_before=go("down", "enter", until=on(NodeDetailScreen, "n2", "#node-meta")),
+        terminal_size=(80, 24),
+        run_before=go("down", "down", "down", "enter", until=detail_loaded()),
     )
 
 

@@ -1,13 +1,18 @@
-"""The rendered nginx configuration of the local node: its files, one shown highlighted.
+"""A node's applied nginx configuration: its files, one shown highlighted.
 
-The API has no endpoint for a node's rendered files, so this reads the applied tree
-under ``<state-dir>/nginx/conf`` (read-only, this node only).
+Both come from the API (``GET /v1/nodes/{name}/config``, then ``?path=`` for the file
+chosen), for the node the console runs on and for any other node, which its daemon asks
+over the mesh. Files of workspaces the console's node does not serve are not listed, and
+shared files come with their lines about them hidden; a node that cannot be reached is
+said so in place of the files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote
 
 from textual import on
 from textual.app import ComposeResult
@@ -17,22 +22,20 @@ from textual.highlight import highlight
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-__all__ = ["ConfigViewer", "config_files", "config_label"]
+from tui.client import ApiClient, ApiError
 
-MAX_BYTES = 2 * 1024 * 1024
+__all__ = ["ConfigViewer", "config_label", "config_paths", "unreachable_text"]
 
 
-def config_files(root: Path) -> list[str]:
-    """Files under ``root`` (relative, ``nginx.conf`` first); OSError when unreadable."""
-    files = sorted(
-        str(p.relative_to(root))
-        for p in root.resolve().rglob("*")
-        if p.is_file() and p.name != "mime.types"
-    )
-    if "nginx.conf" in files:
-        files.remove("nginx.conf")
-        files.insert(0, "nginx.conf")
-    return files
+def config_paths(listing: Mapping[str, Any]) -> list[str]:
+    """The files of a ``/config`` answer worth showing, in its order (``nginx.conf``
+    first), without ``mime.types``."""
+    files = listing.get("files") or ()
+    return [
+        str(f["path"])
+        for f in files
+        if isinstance(f, dict) and f.get("path") and f.get("path") != "mime.types"
+    ]
 
 
 def config_label(name: str, names: Mapping[str, str]) -> str:
@@ -48,56 +51,123 @@ def config_label(name: str, names: Mapping[str, str]) -> str:
     return name
 
 
+def unreachable_text(node: str, exc: ApiError) -> str:
+    """What the console says when a node's report or files cannot be had: the API's
+    detail (``node 'n4' cannot be reached: ...``)."""
+    if exc.status == 503 and exc.message:
+        return exc.message[:1].upper() + exc.message[1:]
+    return f"Cannot read what {node} reports: {exc.message}"
+
+
 class ConfigViewer(Horizontal):
-    """A file list and the chosen file, syntax-highlighted."""
+    """A file list and the chosen file, syntax-highlighted, of node ``node``."""
 
     def __init__(
-        self, root: Path, names: Mapping[str, str] | None = None, *, id: str | None = None
+        self,
+        api: ApiClient,
+        node: str,
+        names: Mapping[str, str] | None = None,
+        *,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id, classes="config-viewer")
-        self.root = root
+        self.api = api
+        self.node = node
         self.names = names if names is not None else {}
+        self.paths: list[str] = []
+        self.loaded = False
+        """A listing (or the reason there is none) is on screen."""
+        self.shown = ""
+        """The path whose content is on screen."""
+
+    @property
+    def _url(self) -> str:
+        return f"/v1/nodes/{quote(self.node, safe='')}/config"
 
     def compose(self) -> ComposeResult:
         yield OptionList(id="config-files")
         with VerticalScroll(id="config-scroll"):
+            yield Static(id="config-note", markup=False)
             yield Static(id="config-text", markup=False)
 
     def on_mount(self) -> None:
         self.reload()
 
     def reload(self) -> None:
-        files_list = self.query_one("#config-files", OptionList)
-        text = self.query_one("#config-text", Static)
+        """Read the file list again (the node applied a new tree)."""
+        self.run_worker(self._load(), group="config-list", exclusive=True, exit_on_error=False)
+
+    def relabel(self) -> None:
+        """Names were learnt: label the files again."""
+        if self.paths:
+            self._fill(self.paths)
+
+    def _note(self, message: str) -> None:
+        """Say ``message`` in place of the files (empty: show the files)."""
+        note = self.query_one("#config-note", Static)
+        note.update(message)
+        note.display = bool(message)
+        self.query_one("#config-files", OptionList).display = not message
+        if message:
+            self.query_one("#config-text", Static).update("")
+            self.shown = ""
+
+    async def _load(self) -> None:
         try:
-            files = config_files(self.root.resolve())
-        except OSError as exc:
-            files_list.display = False
-            text.update(f"Cannot read the rendered configuration at {self.root}: {exc.strerror}")
+            listing = await self.api.get(self._url)
+        except ApiError as exc:
+            self.paths = []
+            self._note(unreachable_text(self.node, exc))
+            self.loaded = True
             return
-        if not files:
-            files_list.display = False
-            text.update(f"No rendered configuration under {self.root} yet.")
-            return
-        files_list.display = True
+        paths = config_paths(listing if isinstance(listing, dict) else {})
+        self.paths = paths
+        if not paths:
+            self._note(f"{self.node} has applied no configuration yet.")
+        else:
+            self._note("")
+            self.shown = ""  # a new tree: read the file again
+            self._fill(paths)
+        self.loaded = True
+
+    def _fill(self, paths: list[str]) -> None:
+        files_list = self.query_one("#config-files", OptionList)
         chosen = files_list.highlighted
+        previous = files_list.get_option_at_index(chosen).id if chosen is not None else None
         files_list.clear_options()
-        files_list.add_options([Option(config_label(n, self.names), id=n) for n in files])
-        files_list.highlighted = chosen if chosen is not None and chosen < len(files) else 0
+        files_list.add_options([Option(config_label(p, self.names), id=p) for p in paths])
+        # Highlighting opens the file (OptionHighlighted) unless it is already shown.
+        files_list.highlighted = paths.index(previous) if previous in paths else 0
 
     @on(OptionList.OptionHighlighted, "#config-files")
-    def _show(self, event: OptionList.OptionHighlighted) -> None:
-        name = event.option.id or ""
-        self.query_one("#config-text", Static).update(self.file_content(name))
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        path = event.option.id or ""
+        if path and path != self.shown:
+            self._open(path)
 
-    def file_content(self, name: str) -> Content:
-        path = self.root.resolve() / name
+    def _open(self, path: str) -> None:
+        self.run_worker(self._show(path), group="config-file", exclusive=True, exit_on_error=False)
+
+    async def _show(self, path: str) -> None:
+        text = self.query_one("#config-text", Static)
         try:
-            with path.open("rb") as f:
-                data = f.read(MAX_BYTES + 1)
-        except OSError as exc:
-            return Content(f"Cannot read {name}: {exc.strerror}")
-        code = data[:MAX_BYTES].decode("utf-8", "replace")
-        if len(data) > MAX_BYTES:
-            code += "\n# ... (cut at 2 MiB)"
-        return highlight(code, language="nginx", path=name)
+            answer = await self.api.request("GET", self._url, params={"path": path})
+        except ApiError as exc:
+            text.update(unreachable_text(self.node, exc))
+            self.shown = path
+            return
+        text.update(self.file_content(answer.get("file") if isinstance(answer, dict) else None))
+        self.shown = path
+
+    @staticmethod
+    def file_content(file: Any) -> Content:
+        """A file of a ``/config?path=`` answer, highlighted, with its notes."""
+        if not isinstance(file, dict):
+            return Content("No such file.")
+        path = str(file.get("path", ""))
+        code = str(file.get("content", ""))
+        if file.get("truncated"):
+            code += "\n# ... (cut at 1 MiB)"
+        if file.get("redacted"):
+            code = "# (lines of other workspaces hidden)\n" + code
+        return highlight(code, language="nginx", path=path)
