@@ -20,14 +20,14 @@ import trio
 from pycrdt import Doc
 
 from crdt.audit import record
-from crdt.documents import MESH_DOCUMENT, MeshDocument
-from crdt.schema import Author, Organization, Stamp, Workspace
+from crdt.schema import Author, Stamp
 from node.api.access import AccessPolicy, Role
 from node.api.audit import AuditFeed
 from node.api.server import serve
 from node.api.stamps import user_name
 from tests.api.peer import request_as
 from tests.api.support import Served, make_served
+from tests.api.test_access import seed_directly
 
 ROOT = os.geteuid() == 0
 GROUP = 40000
@@ -62,20 +62,11 @@ async def _served(nursery: trio.Nursery, directory: Path) -> Served:
     return api
 
 
-def _workspace(api: Served) -> str:
-    mesh = api.services.document(MESH_DOCUMENT)
-    assert mesh is not None
-    org, _ = MeshDocument.edit(mesh, lambda d: d.create(Organization, {"name": "acme"}))
-    data = {"name": "w", "organization": org.id}
-    ws, _ = MeshDocument.edit(mesh, lambda d: d.create(Workspace, data))
-    return ws.id
-
-
 async def test_an_edit_names_the_caller_in_the_entity_the_event_and_the_log(
     shared_dir: Path, nursery: trio.Nursery
 ) -> None:
     api = await _served(nursery, shared_dir)
-    ws = _workspace(api)
+    ws = seed_directly(api)
     uid, name = _named()
     gid = GROUP if ROOT else os.getgid()
     base = f"/v1/workspaces/{ws}/upstreams"

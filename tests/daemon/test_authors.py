@@ -11,19 +11,7 @@ from pycrdt import Doc, Map
 
 from crdt.documents import WorkspaceDocument
 from crdt.schema import Stamp, Upstream
-from node.bootstrap import init_node
-from node.config import NodeConfig
-from node.daemon import Daemon
-from node.statedir import StateDir
-
-
-def _daemon(tmp_path: Path) -> Daemon:
-    state = StateDir.at(tmp_path / "node")
-    config = NodeConfig.from_values(
-        {"name": "solo", "listen": "127.0.0.1:0", "nginx_mode": "render-only", "preset": "local"}
-    )
-    init_node(state, config)
-    return Daemon(state, config)
+from tests.daemon.test_daemon import _daemon
 
 
 def test_a_stamp_alone_leaves_the_desired_state_digest_alone(tmp_path: Path) -> None:
