@@ -338,6 +338,11 @@ def status_report(
         changed = changed or shown != value
         return shown
 
+    apply = dict(apply)
+    served = apply.get("workspaces")
+    if isinstance(served, Mapping):  # per-workspace digests: only the asker's workspaces
+        apply["workspaces"] = {ws: d for ws, d in served.items() if ws not in view.hidden}
+        changed = len(apply["workspaces"]) != len(served)
     invalid = list(invalid)
     quarantined = [
         {"unit": q.unit, "reason": text(q.reason)} for q in status.quarantined if view.unit(q.unit)
@@ -368,7 +373,7 @@ def status_report(
         or len(drift) != len(status.drift)
     )
     return {
-        "apply": dict(apply),
+        "apply": apply,
         "last_apply": last_apply,
         "quarantined": quarantined,
         "units": shown_units,

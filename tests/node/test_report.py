@@ -171,8 +171,10 @@ def test_status_leaves_out_and_hides_what_names_a_hidden_workspace() -> None:
     }  # fmt: skip
     invalid = ["workspace:priv: vhost x: bad", "workspace:pub: vhost y: bad", "mesh: settings: z"]
     view = View(frozenset({PRIV}), frozenset({"secret.example.test"}))
-    report = status_report(status, {"apply": "failed", "quarantined": 2, "reason": "r"},
-                           units, invalid, {}, view)  # fmt: skip
+    published = {"apply": "failed", "quarantined": 2, "reason": "r",
+                 "workspaces": {PRIV: "0badc0de", "pub": "600dc0de"}}  # fmt: skip
+    report = status_report(status, published, units, invalid, {}, view)
+    assert report["apply"]["workspaces"] == {"pub": "600dc0de"}
     assert report["quarantined"] == [{"unit": "pub/vhost/s", "reason": "worse"}]
     assert report["apply"]["quarantined"] == 2  # published: every member sees it anyway
     assert list(report["units"]) == ["pub/vhost/t"]
