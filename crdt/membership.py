@@ -13,7 +13,8 @@ Layout (two top-level Maps of the mesh document, see docs/state.md):
     when it joins, so a fleet of identical nodes needs no assignments at all). One flat
     key per pair, so assigning two workspaces to a node concurrently keeps both;
     unassigning deletes the key. Assigning a pair that is already assigned writes
-    nothing.
+    nothing. :meth:`MeshState.replace_assignments` rewrites a node's whole set in one
+    transaction (the API's ``PUT /v1/nodes/{name}/workspaces``).
 
 :class:`MeshState` recomputes the member set (:class:`crdt.trust.TrustVerifier`) and the
 assignments whenever the document moved (``PersistedDoc.generation``), lazily: answering
@@ -41,7 +42,15 @@ from crdt.trust import (
     parse_record,
 )
 
-__all__ = ["ALL_WORKSPACES", "ASSIGNMENTS", "TRUST", "MeshState", "assignment_key"]
+__all__ = [
+    "ALL_WORKSPACES",
+    "ASSIGNMENTS",
+    "TRUST",
+    "MeshState",
+    "assigned",
+    "assignment_key",
+    "replace_assignments",
+]
 
 TRUST = "trust"
 """Top-level Map of trust records in the mesh document."""
@@ -55,6 +64,45 @@ _KEY_HEX = 64
 def assignment_key(node_key: bytes, workspace_id: str) -> str:
     """The ``assignments`` key of (node, workspace)."""
     return f"{node_key.hex()}/{workspace_id}"
+
+
+def _check_workspace_id(workspace_id: str) -> None:
+    if not workspace_id or "/" in workspace_id:
+        raise ValueError("a workspace id is non-empty and has no '/'")
+
+
+def assigned(doc: Doc[Any], node_key: bytes) -> frozenset[str]:
+    """The workspace ids (``*`` included) the ``assignments`` Map gives ``node_key``,
+    membership aside: what a replacement starts from."""
+    prefix = f"{node_key.hex()}/"
+    return frozenset(
+        key[len(prefix) :]
+        for key, value in _items(doc, ASSIGNMENTS)
+        if key.startswith(prefix) and len(key) > len(prefix) and value is True
+    )
+
+
+def replace_assignments(
+    persisted: PersistedDoc, node_key: bytes, workspaces: Iterable[str]
+) -> bytes | None:
+    """Make ``node_key`` serve exactly ``workspaces`` (ids, or ``*`` for all) in one
+    durable transaction: its other keys are deleted, missing ones added. Returns the
+    update, None when the assignment was already that."""
+    wanted = set(workspaces)
+    for workspace_id in wanted:
+        _check_workspace_id(workspace_id)
+    prefix = f"{node_key.hex()}/"
+    keep = {prefix + ws for ws in wanted}
+
+    def write(doc: Doc[Any]) -> None:
+        assignments = doc.get(ASSIGNMENTS, type=Map)
+        for key in [k for k in assignments if k.startswith(prefix) and k not in keep]:
+            del assignments[key]
+        for key in sorted(keep):
+            if assignments.get(key) is not True:
+                assignments[key] = True
+
+    return persisted.commit(write)
 
 
 class MeshState:
@@ -172,8 +220,7 @@ class MeshState:
 
     def assign(self, node_key: bytes, workspace_id: str, *, serve: bool = True) -> bytes | None:
         """Make ``node_key`` serve ``workspace_id`` (or stop); returns the update."""
-        if not workspace_id or "/" in workspace_id:
-            raise ValueError("a workspace id is non-empty and has no '/'")
+        _check_workspace_id(workspace_id)
         key = assignment_key(node_key, workspace_id)
 
         def write(doc: Doc[Any]) -> None:
@@ -184,6 +231,10 @@ class MeshState:
                 del assignments[key]
 
         return self.persisted.commit(write)
+
+    def replace_assignments(self, node_key: bytes, workspaces: Iterable[str]) -> bytes | None:
+        """Make ``node_key`` serve exactly ``workspaces`` (see :func:`replace_assignments`)."""
+        return replace_assignments(self.persisted, node_key, workspaces)
 
 
 def _items(doc: Doc[Any], name: str) -> list[tuple[str, Any]]:

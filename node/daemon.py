@@ -742,6 +742,9 @@ class _Services:
         self._d._meta_dirty.set()
         return member
 
+    async def set_workspaces(self, node: str, workspaces: list[str]) -> Member:
+        return await self._d.membership.set_workspaces(node, workspaces)
+
     async def create_invite(self, ttl: float, uses: int) -> Invite:
         return await self._d.membership.create_invite(ttl, uses)
 

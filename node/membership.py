@@ -1,7 +1,8 @@
 """The API's view of the mesh (node.api.services.Membership): members with their names,
-labels and published status; invites; revocation. Labels are desired state (an
-operator's), so they live in the mesh document (``node_labels``: node key hex -> JSON);
-each node copies its own into its metadata.
+labels, assigned workspaces and published status; invites; revocation. Labels are
+desired state (an operator's), so they live in the mesh document (``node_labels``: node
+key hex -> JSON); each node copies its own into its metadata. Assignments are the mesh
+document's ``assignments`` (crdt.membership).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from pycrdt import Doc, Map
 
+from crdt.membership import ALL_WORKSPACES
 from crdt.trust import Invite, Revocation, Token
 from mesh import Member, MeshNode, fingerprint
 from node.api.services import Invite as InviteInfo
@@ -52,6 +54,14 @@ class MeshMembership:
             return {}
         return {str(k): str(v) for k, v in value.items()}
 
+    def workspaces(self, key: bytes) -> list[str]:
+        """``["*"]`` for a node assigned every workspace, else its workspace ids, sorted
+        (nothing for a node that is not a member)."""
+        mesh = self.replica.mesh
+        if mesh.serves_all(key):
+            return [ALL_WORKSPACES]
+        return sorted(mesh.workspaces_of(key))
+
     def _info(
         self, key: bytes, member: Member | None, known: list[str] | None = None
     ) -> MemberInfo:
@@ -72,6 +82,7 @@ class MeshMembership:
             "address": format_host_port(member.addr) if member is not None else "",
             "state": state,
             "labels": self.labels(key),
+            "workspaces": self.workspaces(key),
             "metadata": meta.to_json(known) if meta is not None else {},
         }
 
@@ -87,11 +98,16 @@ class MeshMembership:
         return sorted(infos, key=lambda m: m["name"])
 
     def find(self, node: str) -> bytes:
-        """A node's key by name or key fingerprint (prefix); :class:`UnknownNode`."""
+        """A node's key by name or key fingerprint (prefix), a member's before a revoked
+        node's (as listed: revoked nodes keep their names); :class:`UnknownNode`."""
+        members = self.replica.mesh.members  # first: brings the verifier up to date
         verifier = self.replica.mesh.verifier
-        candidates = {k for k, n in verifier.names.items() if n == node}
+        revoked = {k for k in verifier.revoked if k in verifier.known_names}
+        candidates = {k for k in members if verifier.known_names.get(k) == node}
         if not candidates:
-            candidates = {k for k in verifier.members if fingerprint(k).startswith(node)}
+            candidates = {k for k in revoked if verifier.known_names[k] == node}
+        if not candidates:
+            candidates = {k for k in members | revoked if fingerprint(k).startswith(node)}
         if len(candidates) != 1:
             raise UnknownNode(f"no single node named {node!r}")
         return candidates.pop()
@@ -108,6 +124,17 @@ class MeshMembership:
             doc.get(LABELS, type=Map)[key.hex()] = text
 
         update = self.replica.mesh_doc.commit(write)
+        if update is not None:
+            self._publish(self.replica.mesh_doc.name, update)
+        return self._info(key, self._node().member(key))
+
+    async def set_workspaces(self, node: str, workspaces: list[str]) -> MemberInfo:
+        key = self.find(node)
+        mesh = self.replica.mesh
+        if not mesh.is_member(key):  # refreshes the verifier first
+            why = "revoked" if key in mesh.verifier.revoked else "not a member"
+            raise NodeRefused(f"{node} is {why}: it cannot be assigned workspaces")
+        update = mesh.replace_assignments(key, workspaces)
         if update is not None:
             self._publish(self.replica.mesh_doc.name, update)
         return self._info(key, self._node().member(key))

@@ -126,6 +126,8 @@ def _member(
         return EventEntry(at, "revoke", node, f"{node} was revoked", "warning")
     if op == "labels":
         return EventEntry(at, "labels", node, f"{node}'s labels changed")
+    if op == "workspaces":
+        return EventEntry(at, "assign", node, f"{node} now serves other workspaces")
     change = event.get("event")
     address = event.get("address") or (previous.address if previous else "")
     if change == "joined":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from crdt.schema import Author
 from crdt.schema.values import parse_duration
@@ -35,6 +35,7 @@ __all__ = [
     "Problem",
     "RenewalRequested",
     "Status",
+    "WorkspacesRequest",
 ]
 
 MAX_LABELS = 16
@@ -68,6 +69,20 @@ class LabelsRequest(BaseModel):
     labels: Labels
 
 
+MAX_ASSIGNED = 1000
+
+
+class WorkspacesRequest(BaseModel):
+    """``PUT /v1/nodes/{name}/workspaces``: what the node serves, replacing the old set."""
+
+    model_config = _STRICT
+    workspaces: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = Field(
+        max_length=MAX_ASSIGNED,
+        description='Workspace ids or names; `["*"]` alone: every workspace; `[]`: none '
+        "(the node keeps its membership only).",
+    )
+
+
 def _positive_duration(value: object) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
@@ -97,6 +112,9 @@ class Member(BaseModel):
     address: str
     state: str = Field(description="alive, suspect, dead, left or revoked.")
     labels: dict[str, str]
+    workspaces: list[str] = Field(
+        description='The workspaces it serves: `["*"]` (every one) or their ids, sorted.'
+    )
     metadata: dict[str, Any]
 
 

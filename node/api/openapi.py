@@ -46,6 +46,7 @@ _OUTPUT_MODELS: tuple[type[BaseModel], ...] = (
 )
 _INPUT_MODELS: tuple[type[BaseModel], ...] = (
     models.LabelsRequest,
+    models.WorkspacesRequest,
     models.InviteRequest,
     models.KeyPairRequest,
 )

@@ -1,5 +1,6 @@
-"""Node-level routes: members (nodes), labels, revocation, invites, status, any node's
-status and applied configuration (node.report), the watch stream."""
+"""Node-level routes: members (nodes), labels, workspace assignments, revocation,
+invites, status, any node's status and applied configuration (node.report), the watch
+stream."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from crdt.membership import ALL_WORKSPACES
 from crdt.schema import FieldError, field_errors
 from node.api import models
 from node.api.access import Role, peer_of, require, role_of
 from node.api.body import read_object
-from node.api.context import context_of
+from node.api.containers import mesh_container
+from node.api.context import ApiContext, context_of
 from node.api.events import Subscription
 from node.api.openapi import body_doc, json_doc, problems_doc, ref
 from node.api.problems import PROBLEM_JSON, ApiProblem, validation_problem
@@ -46,7 +49,7 @@ def _member(members: list[Member], name: str) -> Member:
     raise ApiProblem(404, "not-found", f"node {name!r} is not a member of this mesh")
 
 
-_NODE_FILTERS = ("state", "label")
+_NODE_FILTERS = ("state", "label", "workspace")
 
 
 def _label_match(member: Member, wanted: str) -> bool:
@@ -54,12 +57,18 @@ def _label_match(member: Member, wanted: str) -> bool:
     return key in member["labels"] and (not sep or member["labels"][key] == value)
 
 
+def _serves(member: Member, workspaces: list[str]) -> bool:
+    served = member["workspaces"]
+    return ALL_WORKSPACES in served or any(ws in served for ws in workspaces)
+
+
 @router.get(
     "/nodes",
     operation_id="list_nodes",
     summary="List the mesh's nodes",
-    description="Role: viewer. Filters: `state` (alive, suspect, dead, left, revoked) and "
-    "`label` (`key` or `key=value`); repeat one to match any of several values.",
+    description="Role: viewer. Filters: `state` (alive, suspect, dead, left, revoked), "
+    "`label` (`key` or `key=value`) and `workspace` (an id: the nodes serving it, those "
+    "assigned `*` included); repeat one to match any of several values.",
     tags=["nodes"],
     responses={200: json_doc("Nodes", ref("MemberList")), **problems_doc([403, 422])},
     openapi_extra={
@@ -76,10 +85,11 @@ def _label_match(member: Member, wanted: str) -> bool:
 )
 async def list_nodes(request: Request) -> Response:
     unknown = [k for k in request.query_params if k not in _NODE_FILTERS]
+    filters = ", ".join(_NODE_FILTERS)
     if unknown:
         raise validation_problem(
             [
-                FieldError(field=f"query.{k}", reason="is not a filter (state, label)")
+                FieldError(field=f"query.{k}", reason=f"is not a filter ({filters})")
                 for k in unknown
             ],
             "the query",
@@ -87,10 +97,13 @@ async def list_nodes(request: Request) -> Response:
     members = context_of(request).services.members()
     states = request.query_params.getlist("state")
     labels = request.query_params.getlist("label")
+    workspaces = request.query_params.getlist("workspace")
     if states:
         members = [m for m in members if m["state"] in states]
     if labels:
         members = [m for m in members if any(_label_match(m, w) for w in labels)]
+    if workspaces:
+        members = [m for m in members if _serves(m, workspaces)]
     return JSONResponse({"items": list(members)})
 
 
@@ -221,6 +234,73 @@ async def put_labels(request: Request, name: NodeName) -> Response:
     except NodeRefused as exc:
         raise ApiProblem(409, "refused", str(exc)) from None
     ctx.services.events.publish({"type": "member", "op": "labels", "node": member["name"]})
+    return JSONResponse(dict(member))
+
+
+def _workspace_ids(ctx: ApiContext, items: list[str]) -> list[str]:
+    """The ids ``items`` (ids or names of the mesh document's workspaces, or ``*`` alone)
+    stand for; 422 naming each item that is unknown, ambiguous or ``*`` among others."""
+    if ALL_WORKSPACES in items:
+        if set(items) == {ALL_WORKSPACES}:
+            return [ALL_WORKSPACES]
+        reason = "'*' (every workspace) must be alone in the list"
+        raise validation_problem(
+            FieldError(field=f"workspaces[{i}]", reason=reason)
+            for i, item in enumerate(items)
+            if item == ALL_WORKSPACES
+        )
+    state, invalid = mesh_container(ctx).state()
+    known = state.get("workspaces", {})
+    broken = invalid.get("workspaces", {})
+    ids: set[str] = set()
+    errors: list[FieldError] = []
+    for i, item in enumerate(items):
+        matches = {ws for ws, w in known.items() if item in (ws, getattr(w, "name", None))}
+        if len(matches) == 1:
+            ids |= matches
+            continue
+        if matches:
+            which = ", ".join(sorted(matches))
+            reason = f"{item!r} names {len(matches)} workspaces; give one id ({which})"
+        elif item in broken:
+            reason = f"workspace {item!r} is stored invalid; repair it first"
+        else:
+            reason = f"no workspace has the id or name {item!r}"
+        errors.append(FieldError(field=f"workspaces[{i}]", reason=reason))
+    if errors:
+        raise validation_problem(errors)
+    return sorted(ids)
+
+
+@router.put(
+    "/nodes/{name}/workspaces",
+    operation_id="put_node_workspaces",
+    summary="Replace the workspaces a node serves",
+    description="The node replicates and renders exactly these workspaces: ids or names "
+    '(`["*"]`: every workspace, present and future; `[]`: none, the node keeps its '
+    "membership only). Written in one transaction of the mesh document. Role: admin.",
+    tags=["nodes"],
+    responses={
+        200: json_doc("The node", ref("Member")),
+        **problems_doc([400, 403, 404, 409, 413, 415, 422, 503, 507]),
+    },
+    openapi_extra=body_doc("WorkspacesRequest"),
+)
+async def put_workspaces(request: Request, name: NodeName) -> Response:
+    require(request.scope, Role.admin, "assigning a node's workspaces")
+    ctx = context_of(request)
+    body = _validate(models.WorkspacesRequest, await read_object(request, ctx.max_body))
+    target = _member(ctx.services.members(), name)
+    workspaces = _workspace_ids(ctx, list(body.workspaces))
+    try:
+        member = await ctx.services.set_workspaces(target["name"], workspaces)
+    except UnknownNode as exc:
+        raise ApiProblem(404, "not-found", str(exc)) from None
+    except NodeRefused as exc:
+        raise ApiProblem(409, "refused", str(exc)) from None
+    if member["workspaces"] != target["workspaces"]:
+        event = {"type": "member", "op": "workspaces", "node": member["name"]}
+        ctx.services.events.publish(event)
     return JSONResponse(dict(member))
 
 

@@ -45,6 +45,8 @@ class Member(TypedDict):
     state: str
     """``alive``, ``suspect``, ``dead``, ``left`` or ``revoked``."""
     labels: dict[str, str]
+    workspaces: list[str]
+    """``["*"]`` when assigned every workspace, else the ids it is assigned, sorted."""
     metadata: dict[str, Any]
     """What the node publishes: applied revisions, apply state, nginx state, version."""
 
@@ -76,12 +78,18 @@ class SecretUnavailable(Exception):
 
 
 class Membership(Protocol):
-    """Members, labels, invites and revocation: the mesh side of the API."""
+    """Members, labels, assignments, invites and revocation: the mesh side of the API."""
 
     def members(self) -> list[Member]: ...
 
     async def set_labels(self, node: str, labels: dict[str, str]) -> Member:
         """Replace the node's labels; raises :class:`UnknownNode`."""
+        ...
+
+    async def set_workspaces(self, node: str, workspaces: list[str]) -> Member:
+        """Replace the workspaces the node serves (ids, or ``["*"]``) in one durable
+        transaction and publish the update; raises :class:`UnknownNode` /
+        :class:`NodeRefused` (a revoked node)."""
         ...
 
     async def create_invite(self, ttl: float, uses: int) -> Invite: ...
@@ -220,6 +228,9 @@ class LocalServices:
 
     async def set_labels(self, node: str, labels: dict[str, str]) -> Member:
         return await self.membership.set_labels(node, labels)
+
+    async def set_workspaces(self, node: str, workspaces: list[str]) -> Member:
+        return await self.membership.set_workspaces(node, workspaces)
 
     async def create_invite(self, ttl: float, uses: int) -> Invite:
         return await self.membership.create_invite(ttl, uses)

@@ -1,5 +1,5 @@
-"""Bootstrap and membership commands: init, join, run, invite, status, members, revoke,
-leave. Errors are one line on stderr with a non-zero exit."""
+"""Bootstrap and membership commands: init, join, run, invite, status, members, assign,
+label, revoke, leave. Errors are one line on stderr with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -10,9 +10,21 @@ from typing import Any
 
 import click
 
+from node.cli.client import Api
 from node.cli.common import echo_json, json_option, open_api, state_dir_option, table
 
-__all__ = ["init", "invite", "join", "leave", "members", "revoke", "run", "status"]
+__all__ = [
+    "assign",
+    "init",
+    "invite",
+    "join",
+    "label",
+    "leave",
+    "members",
+    "revoke",
+    "run",
+    "status",
+]
 
 _PID_FILE = "nxmesh.pid"
 
@@ -188,19 +200,21 @@ def status(state_dir: Path, as_json: bool) -> None:
 @state_dir_option
 @json_option
 def members(state_dir: Path, as_json: bool) -> None:
-    """Every member with its state, address and published status."""
+    """Every member with its state, address, workspaces and published status."""
     with open_api(state_dir) as api:
         items = api.get("/v1/nodes")["items"]
+        names = _workspace_names(api) if not as_json else {}
     if as_json:
         echo_json(items)
         return
     table(
-        ["NAME", "STATE", "ADDRESS", "APPLY", "REVISION", "KEY"],
+        ["NAME", "STATE", "ADDRESS", "WORKSPACES", "APPLY", "REVISION", "KEY"],
         [
             [
                 m["name"],
                 m["state"],
                 m.get("address") or "-",
+                [names.get(w, w) for w in m.get("workspaces") or []],
                 (m.get("metadata") or {}).get("apply", "-"),
                 (m.get("metadata") or {}).get("revision") or "-",
                 m["key"],
@@ -208,6 +222,78 @@ def members(state_dir: Path, as_json: bool) -> None:
             for m in items
         ],
     )
+
+
+def _workspace_names(api: Api) -> dict[str, str]:
+    """Workspace id -> name (``*``, every workspace, as itself)."""
+    names = {str(w["id"]): str(w["name"]) for w in api.get("/v1/workspaces")["items"]}
+    return {"*": "*", **names}
+
+
+@click.command()
+@click.argument("node")
+@click.argument("workspaces", nargs=-1, metavar="[WORKSPACE]...")
+@click.option("--all", "every", is_flag=True, help="Every workspace, present and future (*).")
+@click.option("--none", "nothing", is_flag=True, help="No workspace: membership only.")
+@state_dir_option
+@json_option
+def assign(
+    node: str,
+    workspaces: tuple[str, ...],
+    every: bool,
+    nothing: bool,
+    state_dir: Path,
+    as_json: bool,
+) -> None:
+    """Replace the workspaces NODE serves (replicates and renders): WORKSPACE names or
+    ids, --all or --none (exactly one of the three). Admin role."""
+    if sum((bool(workspaces), every, nothing)) != 1:
+        raise click.UsageError("give WORKSPACE names or ids, --all or --none (exactly one)")
+    wanted = ["*"] if every else list(workspaces)
+    with open_api(state_dir) as api:
+        member = api.request("PUT", f"/v1/nodes/{node}/workspaces", body={"workspaces": wanted})
+        names = _workspace_names(api) if not as_json else {}
+    if as_json:
+        echo_json(member)
+        return
+    served = member.get("workspaces") or []
+    if served == ["*"]:
+        click.echo(f"{member['name']} serves every workspace")
+    elif not served:
+        click.echo(f"{member['name']} serves no workspace")
+    else:
+        listed = ", ".join(f"{names.get(w, w)} ({w})" for w in served)
+        click.echo(f"{member['name']} serves {listed}")
+
+
+def _label_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not key:
+            raise click.UsageError(f"{pair!r}: a label is KEY=VALUE, KEY= or KEY")
+        if key in labels:
+            raise click.UsageError(f"label {key!r} is given twice")
+        labels[key] = value
+    return labels
+
+
+@click.command()
+@click.argument("node")
+@click.argument("pairs", nargs=-1, metavar="[KEY=VALUE]...")
+@state_dir_option
+@json_option
+def label(node: str, pairs: tuple[str, ...], state_dir: Path, as_json: bool) -> None:
+    """Replace NODE's labels with KEY=VALUE pairs (KEY= or KEY alone: an empty value; no
+    pair: no labels). Admin role."""
+    labels = _label_pairs(pairs)
+    with open_api(state_dir) as api:
+        member = api.request("PUT", f"/v1/nodes/{node}/labels", body={"labels": labels})
+    if as_json:
+        echo_json(member)
+        return
+    shown = " ".join(f"{k}={v}" for k, v in sorted((member.get("labels") or {}).items()))
+    click.echo(f"{member['name']} labels: {shown}" if shown else f"{member['name']} has no labels")
 
 
 @click.command()

@@ -30,6 +30,8 @@ COMMANDS: dict[str, LazyCommand] = {
     "invite": LazyCommand("node.cli.node_cmd:invite", "Print a join token for a new node."),
     "status": LazyCommand("node.cli.node_cmd:status", "This node and the mesh in brief."),
     "members": LazyCommand("node.cli.node_cmd:members", "List the mesh's members."),
+    "assign": LazyCommand("node.cli.node_cmd:assign", "Replace the workspaces a node serves."),
+    "label": LazyCommand("node.cli.node_cmd:label", "Replace a node's labels."),
     "revoke": LazyCommand("node.cli.node_cmd:revoke", "Revoke a node for good."),
     "leave": LazyCommand("node.cli.node_cmd:leave", "Leave the mesh and stop the daemon."),
     "demo": LazyCommand("node.cli.node_cmd:demo", "Run a local 3-node mesh with real nginx."),

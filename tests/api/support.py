@@ -7,9 +7,10 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import httpx
 import trio
 
 from crdt.documents import MESH_DOCUMENT, Document, MeshDocument, WorkspaceDocument
-from crdt.store import Store
+from crdt.membership import ALL_WORKSPACES, assigned, replace_assignments
+from crdt.store import PersistedDoc, Store
 from node.api.access import AccessPolicy
 from node.api.app import create_app
 from node.api.events import EventHub
@@ -28,14 +30,34 @@ BASE = "http://nxmesh"
 
 
 class MemoryMembership:
-    """Members in a list; labels, invites and revocation change only that list."""
+    """Members in a list; labels, invites and revocation change only that list.
+    Assignments are real: in the ``mesh`` document's ``assignments`` (each member's
+    ``key`` is 64 hex digits, read as its node key), written as the daemon writes them."""
 
-    def __init__(self, members: list[Member] | None = None) -> None:
+    def __init__(
+        self,
+        members: list[Member] | None = None,
+        mesh: Callable[[], PersistedDoc | None] | None = None,
+    ) -> None:
         self.items: list[Member] = members if members is not None else default_members()
         self.invites: list[Invite] = []
+        self.mesh = mesh
+        self.publish: Callable[[str, bytes], None] = lambda _name, _update: None
+
+    def _mesh(self) -> PersistedDoc:
+        persisted = self.mesh() if self.mesh is not None else None
+        assert persisted is not None, "no mesh document to assign in"
+        return persisted
+
+    def _member(self, item: Member) -> Member:
+        member = Member(**item)
+        if self.mesh is not None:
+            served = assigned(self._mesh().doc, bytes.fromhex(item["key"]))
+            member["workspaces"] = [ALL_WORKSPACES] if ALL_WORKSPACES in served else sorted(served)
+        return member
 
     def members(self) -> list[Member]:
-        return [Member(**m) for m in self.items]
+        return [self._member(m) for m in self.items]
 
     def _find(self, node: str) -> Member:
         for m in self.items:
@@ -46,7 +68,17 @@ class MemoryMembership:
     async def set_labels(self, node: str, labels: dict[str, str]) -> Member:
         member = self._find(node)
         member["labels"] = dict(labels)
-        return Member(**member)
+        return self._member(member)
+
+    async def set_workspaces(self, node: str, workspaces: list[str]) -> Member:
+        member = self._find(node)
+        if member["state"] == "revoked":
+            raise NodeRefused(f"{node} is revoked: it cannot be assigned workspaces")
+        persisted = self._mesh()
+        update = replace_assignments(persisted, bytes.fromhex(member["key"]), workspaces)
+        if update is not None:
+            self.publish(persisted.name, update)
+        return self._member(member)
 
     async def create_invite(self, ttl: float, uses: int) -> Invite:
         invite = Invite(token=secrets.token_urlsafe(24), expires_at=time.time() + ttl, uses=uses)
@@ -58,7 +90,7 @@ class MemoryMembership:
         if member["state"] == "revoked":
             raise NodeRefused(f"node {node!r} is already revoked")
         member["state"] = "revoked"
-        return Member(**member)
+        return self._member(member)
 
 
 def default_members() -> list[Member]:
@@ -72,6 +104,7 @@ def default_members() -> list[Member]:
                 address=f"127.0.0.{i}:7946",
                 state=state,
                 labels={"zone": "a" if i < 3 else "b"},
+                workspaces=[],
                 metadata={"version": "0.1.0"},
             )
         )
@@ -132,6 +165,8 @@ def make_served(
         on_publish=lambda name, update: served.published.append((name, update)),
     )
     served.services = services
+    membership.mesh = partial(services.document, MESH_DOCUMENT)
+    membership.publish = services.published
     app = create_app(services, policy=policy, max_body=max_body, heartbeat=heartbeat)
     return served, app
 

@@ -85,6 +85,7 @@ ACTIONS: list[tuple[str, str, dict[str, Any] | None, Role]] = [
     ("POST", "/v1/organizations", {"name": "other"}, Role.admin),
     ("POST", "/v1/invites", {}, Role.admin),
     ("PUT", "/v1/nodes/node1/labels", {"labels": {}}, Role.admin),
+    ("PUT", "/v1/nodes/node2/workspaces", {"workspaces": ["w"]}, Role.admin),
 ]
 
 

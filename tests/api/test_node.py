@@ -1,11 +1,16 @@
-"""Nodes (members, labels, revocation), invites and status, through the services."""
+"""Nodes (members, labels, workspace assignments, revocation), invites and status,
+through the services."""
 
 from __future__ import annotations
 
 import time
 
 import httpx
+import trio
 
+from crdt.documents import MESH_DOCUMENT, MeshDocument
+from crdt.membership import assigned
+from crdt.schema import Organization, Workspace
 from tests.api.support import Served
 
 
@@ -103,3 +108,110 @@ async def test_a_nodes_report_and_configuration(client: httpx.AsyncClient) -> No
     other = await client.get("/v1/nodes/node1/config", params={"colour": "red"})
     assert other.status_code == 422
     assert other.json()["errors"][0]["field"] == "query.colour"
+
+
+def assignment(api: Served, node: str) -> frozenset[str]:
+    """What the mesh document's ``assignments`` give member ``node`` (by its key)."""
+    persisted = api.services.document(MESH_DOCUMENT)
+    assert persisted is not None
+    key = next(m["key"] for m in api.membership.items if m["name"] == node)
+    return assigned(persisted.doc, bytes.fromhex(key))
+
+
+def twin(api: Served, name: str) -> str:
+    """A workspace written straight into the mesh document (as a peer could, concurrently
+    with another of the same name): its id."""
+    persisted = api.services.document(MESH_DOCUMENT)
+    assert persisted is not None
+    org = MeshDocument(persisted.doc).list(Organization)[0][0].id
+    data = {"name": name, "organization": org}
+    made, _ = MeshDocument.edit(persisted, lambda d: d.create(Workspace, data))
+    return made.id
+
+
+async def test_workspaces_are_replaced_in_the_mesh_document(
+    api: Served, client: httpx.AsyncClient, ws: str
+) -> None:
+    org = (await client.get(f"/v1/workspaces/{ws}")).json()["organization"]
+    made = await client.post("/v1/workspaces", json={"name": "staging", "organization": org})
+    staging = made.json()["id"]
+    assert (await client.get("/v1/nodes/node2")).json()["workspaces"] == []
+    with trio.fail_after(10):
+        async with api.services.events.subscribe() as events:
+            r = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": ["default"]})
+            assert r.status_code == 200, r.text
+            assert r.json()["workspaces"] == [ws]  # the name, resolved to the id
+            event = await events.receive()
+    assert (event["type"], event["op"], event["node"]) == ("member", "workspaces", "node2")
+    assert assignment(api, "node2") == {ws}
+    assert api.published[-1][0] == MESH_DOCUMENT  # handed to the mesh
+
+    both = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": [staging, ws]})
+    assert both.json()["workspaces"] == sorted([ws, staging])
+    assert assignment(api, "node2") == {ws, staging}
+    shown = (await client.get("/v1/nodes/node2")).json()
+    assert shown["workspaces"] == sorted([ws, staging])
+
+    log = api.store.stats(MESH_DOCUMENT).updates
+    everything = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": ["*"]})
+    assert everything.json()["workspaces"] == ["*"]
+    assert assignment(api, "node2") == {"*"}  # the ids' keys removed
+    assert api.store.stats(MESH_DOCUMENT).updates == log + 1  # in one transaction
+
+    before, seq = api.snapshot(), api.services.events.last_seq
+    again = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": ["*", "*"]})
+    assert again.status_code == 200
+    assert api.snapshot() == before  # unchanged: nothing written, published or announced
+    assert api.services.events.last_seq == seq
+
+    await client.put("/v1/nodes/node1/workspaces", json={"workspaces": [staging]})
+    serving = await client.get("/v1/nodes", params={"workspace": staging})
+    assert [n["name"] for n in serving.json()["items"]] == ["node1", "node2"]  # node2: *
+    only_ws = await client.get("/v1/nodes", params={"workspace": ws})
+    assert [n["name"] for n in only_ws.json()["items"]] == ["node2"]
+
+    none = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": []})
+    assert none.status_code == 200
+    assert none.json()["workspaces"] == []
+    assert assignment(api, "node2") == frozenset()
+    assert none.json()["state"] == "alive"  # still a member
+
+
+async def test_a_refused_assignment_writes_nothing(
+    api: Served, client: httpx.AsyncClient, ws: str
+) -> None:
+    await client.put("/v1/nodes/node2/workspaces", json={"workspaces": [ws]})
+    first, second = twin(api, "shop"), twin(api, "shop")
+    named_like_an_id = twin(api, ws)  # its name is the id of 'default'
+    await client.post("/v1/nodes/node3/revoke")
+    cases: list[tuple[str, object, int, list[str], str]] = [
+        ("node2", {"workspaces": ["nope"]}, 422, ["workspaces[0]"], "no workspace"),
+        ("node2", {"workspaces": [first, "shop"]}, 422, ["workspaces[1]"], "names 2"),
+        ("node2", {"workspaces": [ws]}, 422, ["workspaces[0]"], "names 2"),
+        ("node2", {"workspaces": ["*", ws]}, 422, ["workspaces[0]"], "must be alone"),
+        ("node2", {"workspaces": [first, "*"]}, 422, ["workspaces[1]"], "must be alone"),
+        ("node2", {"workspaces": ["nope", "other"]}, 422, ["workspaces[0]", "workspaces[1]"], ""),
+        ("node2", {"workspaces": "default"}, 422, ["workspaces"], ""),
+        ("node2", {"workspaces": [""]}, 422, ["workspaces[0]"], ""),
+        ("node2", {"workspaces": [1]}, 422, ["workspaces[0]"], ""),
+        ("node2", {}, 422, ["workspaces"], ""),
+        ("node2", {"workspaces": [], "more": 1}, 422, ["more"], ""),
+        ("ghost", {"workspaces": [first]}, 404, [], "ghost"),
+        ("node3", {"workspaces": [first]}, 409, [], "revoked"),
+    ]
+    for node, body, status, fields, why in cases:
+        before, seq = api.snapshot(), api.services.events.last_seq
+        r = await client.put(f"/v1/nodes/{node}/workspaces", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert [e["field"] for e in problem.get("errors", [])] == fields, body
+        assert why in str(problem), body
+        assert api.snapshot() == before, body  # not a byte written, nothing published
+        assert api.services.events.last_seq == seq, body
+    assert assignment(api, "node2") == {ws}
+    ambiguous = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": ["shop"]})
+    assert f"give one id ({', '.join(sorted([first, second]))})" in ambiguous.text
+    by_id = await client.put("/v1/nodes/node2/workspaces", json={"workspaces": [second]})
+    assert by_id.json()["workspaces"] == [second]
+    assert named_like_an_id in (await client.get("/v1/workspaces")).text

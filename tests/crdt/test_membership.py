@@ -11,7 +11,14 @@ import pytest
 from pycrdt import Doc, Map
 
 from crdt.documents import workspace_of
-from crdt.membership import ALL_WORKSPACES, ASSIGNMENTS, TRUST, MeshState, assignment_key
+from crdt.membership import (
+    ALL_WORKSPACES,
+    ASSIGNMENTS,
+    TRUST,
+    MeshState,
+    assigned,
+    assignment_key,
+)
 from crdt.store import PersistedDoc, Store
 from crdt.trust import Admission, Genesis, Revocation, pack_record
 from mesh import Identity
@@ -173,3 +180,36 @@ def test_the_everywhere_assignment_serves_every_workspace(tmp_path: Path) -> Non
     assert state.servers("shop") == {A.public_key, ROOT.public_key}
     assert state.servers("blog") == {A.public_key}
     assert state.workspaces_of(A.public_key) == frozenset()
+
+
+def test_replacing_a_nodes_assignments_is_one_update_that_merges(tmp_path: Path) -> None:
+    genesis = _genesis()
+    one = _state(tmp_path, "one", genesis)
+    two = _state(tmp_path, "two", genesis)
+    one.add_records([genesis, _admit(ROOT, A, genesis), _admit(ROOT, B, genesis)])
+    one.assign(A.public_key, ALL_WORKSPACES)
+    one.assign(A.public_key, "old")
+    one.assign(B.public_key, "shop")
+    two.persisted.apply_remote(one.persisted.doc.get_update())
+    updates = one.persisted.store.stats("mesh").updates
+    update = one.replace_assignments(A.public_key, ["shop", "blog"])
+    assert update is not None
+    assert one.persisted.store.stats("mesh").updates == updates + 1  # one transaction
+    assert assigned(one.persisted.doc, A.public_key) == {"shop", "blog"}
+    assert not one.serves_all(A.public_key)
+    assert one.workspaces_of(B.public_key) == {"shop"}  # another node's keys untouched
+    assert one.replace_assignments(A.public_key, ["blog", "shop"]) is None  # unchanged
+    # Merged with a concurrent assignment made elsewhere: the replacement removed only
+    # the keys it saw, so the other node's new one survives.
+    concurrent = two.assign(A.public_key, "extra")
+    assert concurrent is not None
+    one.persisted.apply_remote(concurrent)
+    two.persisted.apply_remote(update)
+    for state in (one, two):
+        assert state.workspaces_of(A.public_key) == {"shop", "blog", "extra"}
+        assert not state.serves_all(A.public_key)
+    assert one.replace_assignments(A.public_key, []) is not None
+    assert assigned(one.persisted.doc, A.public_key) == frozenset()
+    assert one.servers("shop") == {B.public_key}
+    with pytest.raises(ValueError, match="workspace id"):
+        one.replace_assignments(A.public_key, ["a/b"])

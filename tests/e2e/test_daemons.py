@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from node.localmesh import NodeProcessError
 from tests.e2e.harness import LocalNode, backends, mesh, metric, until
 
 pytestmark = [pytest.mark.nginx, pytest.mark.slow]
@@ -84,6 +85,12 @@ def test_a_revoked_node_is_cut_off(tmp_path: Path) -> None:
         assert n3.api("GET", "/v1/status")["members"] == {"alive": 1}
         assert _state_of(n1, "n3") == "revoked"
         assert _state_of(n2, "n3") == "revoked"
+        # A revoked node serves nothing, cannot be assigned anything nor revoked again.
+        assert n1.api("GET", "/v1/nodes/n3")["workspaces"] == []
+        with pytest.raises(NodeProcessError, match=r"409.*n3 is revoked"):
+            n1.api("PUT", "/v1/nodes/n3/workspaces", {"workspaces": ["*"]})
+        with pytest.raises(NodeProcessError, match=r"409.*already revoked"):
+            n1.api("POST", "/v1/nodes/n3/revoke")
 
 
 def _serves(node: LocalNode, host: str) -> bool:

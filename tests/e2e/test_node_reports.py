@@ -13,11 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from crdt.documents import MESH_DOCUMENT
-from crdt.membership import ALL_WORKSPACES, MeshState
-from crdt.store import PersistedDoc, Store
 from node.localmesh import LocalNode, start_mesh, stop_all, until
-from node.statedir import StateDir
 
 pytestmark = pytest.mark.slow
 
@@ -125,18 +121,13 @@ def test_a_node_not_serving_a_workspace_gets_none_of_it(
     pair: tuple[LocalNode, LocalNode],
 ) -> None:
     n1, n2 = pair
-    # n1 serves only "default" from now on. No API assigns workspaces yet: write the
-    # assignment into n2's store while n2 is down; its join hands it to n1.
-    n2.stop()
-    n1_key = StateDir.at(n1.state).read_identity().public_key
-    with Store.open(StateDir.at(n2.state).store) as store:
-        mesh = MeshState(
-            PersistedDoc.open(store, MESH_DOCUMENT), StateDir.at(n2.state).read_genesis()
-        )
-        mesh.assign(n1_key, ALL_WORKSPACES, serve=False)
-        mesh.assign(n1_key, "default")
-    n2.start()
-    until(lambda: n1.alive_members() == 2, "n2 back")
+    # n1 serves only "default" from now on: assigned through n2's API, known to n1
+    # before the other workspace exists.
+    assert n2.api("PUT", "/v1/nodes/n1/workspaces", {"workspaces": ["default"]})
+    until(
+        lambda: n1.api("GET", "/v1/nodes/n1")["workspaces"] == ["default"],
+        "n1 to learn its assignment",
+    )
     workspace = n2.api("POST", "/v1/workspaces", {"name": "secret", "organization": "default"})
     ws = workspace["id"]
     secret = add_site(n2, ws, "vault", SECRET_NAME)

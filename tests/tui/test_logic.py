@@ -121,6 +121,9 @@ def test_event_lines_for_joins_failures_reloads_and_edits() -> None:
     )
     assert line({"type": "member", "event": "dead", "node": "n2"}) == "dead: n2 is dead"
     assert line({"type": "member", "op": "revoked", "node": "n2"}) == "revoke: n2 was revoked"
+    assert line({"type": "member", "op": "workspaces", "node": "n2"}) == (
+        "assign: n2 now serves other workspaces"
+    )
     assert line({"type": "apply", "node": "n1", "state": "failed", "summary": "failed: test",
                  "nginx_message": "emerg: unknown directive\nmore"}) == (
         "failed: failed: test - nginx: emerg: unknown directive"
