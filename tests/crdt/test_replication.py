@@ -83,6 +83,38 @@ def test_hostile_payloads_are_dropped_and_counted(tmp_path: Path) -> None:
         assert r.applied == 0
 
 
+def test_a_large_update_travels_compressed_and_a_small_one_as_is(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "src.db") as src_store, Store.open(tmp_path / "dst.db") as dst:
+        src = PersistedDoc.open(src_store, "mesh", random.Random(2))
+        description = "an organization with a long description " * 20
+        _, large = MeshDocument.edit(
+            src, lambda d: d.create(Organization, {"name": "P", "description": description})
+        )
+        org = MeshDocument(src.doc).list(Organization)[0][0].id
+        _, small = MeshDocument.edit(src, lambda d: d.patch(Organization, org, {"name": "O"}))
+        assert small is not None
+        assert large is not None
+        sent = [Replicator.publish("mesh", u) for u in (large, small)]
+        fields = [msgpack.unpackb(out.payload) for out in sent]
+        assert fields[0][2] == 1
+        assert zlib.decompress(fields[0][1]) == large
+        assert len(sent[0].payload) < len(large) / 2
+        assert len(small) <= 128
+        assert fields[1] == [1, small]  # not worth compressing
+        r = Replicator(MEMBERS.__contains__)
+        r.replicate("mesh", PersistedDoc.open(dst, "mesh"))
+        for out in sent:
+            r.deliver(out.payload, out.topic)
+        names = {o.name for o in MeshDocument(r.docs["mesh"].doc).list(Organization)[0]}
+        assert names == {"O"}
+        assert r.applied == 2
+        # A corrupt stream or an encoding this version does not know: dropped, counted.
+        r.deliver(msgpack.packb([1, b"x\x9cnot deflate", 1]))
+        r.deliver(msgpack.packb([1, zlib.compress(large), 2]))
+        assert r.drops["malformed"] == 2
+        assert r.applied == 2
+
+
 def test_an_update_before_its_dependency_is_held_then_integrated(tmp_path: Path) -> None:
     with Store.open(tmp_path / "src.db") as src_store, Store.open(tmp_path / "dst.db") as dst:
         src = PersistedDoc.open(src_store, "mesh", random.Random(1))
