@@ -404,8 +404,6 @@ class Daemon:
             mode=config.nginx_mode,
             binary=config.nginx_binary,
             pid_file=Path(config.nginx_pid_file) if config.nginx_pid_file else None,
-            # Without an nginx to reload there is no herd to stagger.
-            splay=0.0 if config.nginx_mode == "render-only" else NginxSettings.splay,
         )
         if config.nginx_mode == "managed":
             self.supervisor = Supervisor(
