@@ -45,8 +45,7 @@ class NginxSettings:
     splay: float = 0.25
     """Up to this long added to each batch at random, so that nodes learning of an edit
     together do not all reload together (new workers reconnect to the upstreams), nor
-    flush their trees together (nodes sharing a disk: 50 render-only nodes on one
-    machine took 0.63 s per pass without it, 0.07 s with it)."""
+    write and flush their trees together (nodes that share a machine or a disk)."""
     lead_after: float | None = 2.0
     """The first change after this long without an apply is applied at once (plus the
     splay); None: always wait ``min_quiet`` (see node.nginx.debounce)."""
