@@ -5,27 +5,15 @@ fetches and renders the second one too."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from crdt.documents import workspace_document
 from crdt.store import Store
-from node.localmesh import LocalNode, start_mesh, stop_all, until
+from node.localmesh import LocalNode, until
 from node.statedir import StateDir
-from tests.e2e.test_node_reports import RENDER_ONLY, add_site, get, ok, on_disk
+from tests.e2e.test_node_reports import add_site, get, ok, on_disk
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[LocalNode, LocalNode]]:
-    nodes = start_mesh(tmp_path, 2, extra=RENDER_ONLY)
-    try:
-        yield nodes[0], nodes[1]
-    finally:
-        stop_all(nodes)
 
 
 def stored_documents(node: LocalNode) -> list[str]:

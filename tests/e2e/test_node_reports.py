@@ -6,28 +6,16 @@ workspace gets nothing of it; a node that stopped is a 503."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from node.localmesh import LocalNode, start_mesh, stop_all, until
+from node.localmesh import LocalNode, until
 
 pytestmark = pytest.mark.slow
 
-RENDER_ONLY = ("--preset", "local", "--nginx", "render-only")
 SECRET_NAME = "vault.secret.test"
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[LocalNode, LocalNode]]:
-    nodes = start_mesh(tmp_path, 2, extra=RENDER_ONLY)
-    try:
-        yield nodes[0], nodes[1]
-    finally:
-        stop_all(nodes)
 
 
 def get(node: LocalNode, url: str, **params: str) -> httpx.Response:
