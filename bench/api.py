@@ -43,14 +43,13 @@ import shutil
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.procs import MachineLoad, code_version, cpu_seconds, rss_bytes, terminate_as_exit
+from bench.procs import MachineLoad, bench_session, code_version, cpu_seconds, rss_bytes
 from bench.report import emit, machine, percentile, progress
 from bench.startup import BIN
 from node.localmesh import LocalNode, NodeProcessError, start_mesh, stop_all
@@ -348,20 +347,8 @@ def main() -> None:
         parser.error("need --edits >= 1, --clients >= 1, --targets >= --clients, --runs >= 1")
     root = Path(tempfile.mkdtemp(prefix="bench-api-"))
     progress(f"{machine()}; work dir {root}")
-    try:
-        with terminate_as_exit():
-            result = run(args, root)
-    except (RuntimeError, NodeProcessError, OSError) as exc:
-        progress(f"error: {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        sys.exit(130)
-    finally:
-        if args.keep:
-            progress(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    with bench_session(root, keep=args.keep, errors=(RuntimeError, NodeProcessError, OSError)):
+        result = run(args, root)
     emit(result)
 
 

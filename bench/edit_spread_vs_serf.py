@@ -68,12 +68,10 @@ import contextlib
 import http.client
 import json
 import random
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -84,7 +82,7 @@ from typing import Any
 from bench.api import UnixApi, UnixHTTPConnection, ensure_upstream, vhost_body, workspace_id
 from bench.edit_to_served import histogram_totals
 from bench.mesh_vs_serf import measure_idle, serf_mesh
-from bench.procs import MachineLoad, code_version, terminate_as_exit
+from bench.procs import MachineLoad, bench_session, code_version
 from bench.report import emit, machine, percentile, progress
 from node.localmesh import LocalNode, NodeProcessError, nxmesh, until
 
@@ -546,25 +544,13 @@ def main() -> None:
     rng = random.Random(args.seed)
     started = time.monotonic()
     ours = serf = None
-    try:
-        with terminate_as_exit():
-            if args.only in (None, "ours"):
-                ours_root = workdir / "ours"
-                ours_root.mkdir()
-                ours = run_ours(args, ours_root, rng)
-            if args.only in (None, "serf"):
-                serf = run_serf(args, workdir, rng)
-    except (RuntimeError, NodeProcessError, OSError) as exc:
-        progress(f"error: {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        sys.exit(130)
-    finally:
-        if args.keep:
-            progress(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with bench_session(workdir, keep=args.keep, errors=(RuntimeError, NodeProcessError, OSError)):
+        if args.only in (None, "ours"):
+            ours_root = workdir / "ours"
+            ours_root.mkdir()
+            ours = run_ours(args, ours_root, rng)
+        if args.only in (None, "serf"):
+            serf = run_serf(args, workdir, rng)
     progress(f"done in {time.monotonic() - started:.0f} s")
     emit(summarize(args, ours, serf))
 

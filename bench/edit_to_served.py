@@ -40,10 +40,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import random
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -62,7 +60,7 @@ from bench.api import (
     vhost_body,
     workspace_id,
 )
-from bench.procs import MachineLoad, code_version, rss_bytes, terminate_as_exit
+from bench.procs import MachineLoad, bench_session, code_version, rss_bytes
 from bench.report import emit, machine, percentile, progress
 from node.localmesh import LocalNode, NodeProcessError, backends, start_mesh, stop_all
 
@@ -321,20 +319,9 @@ def main() -> None:
         parser.error("need --nodes >= 1 and 1 <= --rounds <= 1000")
     root = Path(tempfile.mkdtemp(prefix="bench-served-"))
     progress(f"{machine()}; {args.nodes} nodes, {args.rounds} rounds per path; work dir {root}")
-    try:
-        with terminate_as_exit():
-            result = run(args, root)
-    except (RuntimeError, NodeProcessError, OSError, subprocess.TimeoutExpired) as exc:
-        progress(f"error: {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        sys.exit(130)
-    finally:
-        if args.keep:
-            progress(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+    errors = (RuntimeError, NodeProcessError, OSError, subprocess.TimeoutExpired)
+    with bench_session(root, keep=args.keep, errors=errors):
+        result = run(args, root)
     emit(result)
 
 

@@ -70,11 +70,11 @@ import msgpack
 from bench.procs import (
     Proc,
     ProcSet,
+    bench_session,
     check_alive,
     free_ports,
     idle_cpu_percent,
     port_open,
-    terminate_as_exit,
     total_rss_bytes,
     wait_until,
 )
@@ -664,23 +664,11 @@ def main() -> None:
     progress(f"{machine()}; {args.nodes} nodes, {args.rounds} rounds; work dir {workdir}")
     started = time.monotonic()
     ours = serf = None
-    try:
-        with terminate_as_exit():
-            if args.only in (None, "ours"):
-                ours = run_ours(plan)
-            if args.only in (None, "serf"):
-                serf = run_serf(plan)
-    except RuntimeError as exc:
-        progress(f"error: {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        progress("interrupted")
-        sys.exit(130)
-    finally:
-        if args.keep:
-            progress(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with bench_session(workdir, keep=args.keep, errors=(RuntimeError,), kept="logs kept in"):
+        if args.only in (None, "ours"):
+            ours = run_ours(plan)
+        if args.only in (None, "serf"):
+            serf = run_serf(plan)
     result: dict[str, Any] = {"nodes": args.nodes, "rounds": args.rounds}
     result |= ours.summary("ours") if ours else {"ours_median_s": None, "ours_max_s": None}
     result |= serf.summary("serf") if serf else {"serf_median_s": None, "serf_max_s": None}

@@ -6,7 +6,9 @@
 - :class:`ProcSet`: every child a benchmark started, ended together (TERM, then KILL);
 - :func:`rss_bytes`, :func:`cpu_seconds`: what /proc says of a process;
 - :func:`check_alive`: a clear error naming a child that exited, with its stderr tail;
-- :func:`terminate_as_exit`: SIGTERM/SIGHUP become SystemExit, so ``finally`` blocks run;
+- :func:`bench_session`: a benchmark's body - one-line errors, exit codes, cleanup of its
+  work directory; :func:`terminate_as_exit`: SIGTERM/SIGHUP become SystemExit, so
+  ``finally`` blocks run;
 - :class:`MachineLoad`: load average and CPU use over a measuring window, the machine's
   and that of everything but the benchmark's own process tree;
 - :func:`code_version`: the commit measured and what differed from it.
@@ -24,15 +26,19 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+
+from bench.report import progress
 
 PORT_RANGE = (20000, 32000)
 """Ports are drawn from here: below Linux's default ephemeral range (32768-60999), so an
@@ -371,6 +377,32 @@ def terminate_as_exit() -> Iterator[None]:
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def bench_session(
+    workdir: Path,
+    *,
+    keep: bool = False,
+    errors: tuple[type[BaseException], ...] = (RuntimeError, OSError),
+    kept: str = "kept",
+) -> Iterator[None]:
+    """A benchmark's body: SIGTERM/SIGHUP end it like Ctrl-C, an expected error is one
+    line and exit 1, Ctrl-C exit 130; ``workdir`` is removed afterwards unless ``keep``."""
+    try:
+        with terminate_as_exit():
+            yield
+    except errors as exc:
+        progress(f"error: {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        progress("interrupted")
+        sys.exit(130)
+    finally:
+        if keep:
+            progress(f"{kept} {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def load_average() -> tuple[float, float, float]:
