@@ -5,7 +5,7 @@ stream."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import trio
@@ -227,14 +227,19 @@ async def put_labels(request: Request, name: NodeName) -> Response:
     ctx = context_of(request)
     body = _validate(models.LabelsRequest, await read_object(request, ctx.max_body))
     target = _member(ctx.services.members(), name)
+    member = await _changed(ctx.services.set_labels(target["name"], dict(body.labels)))
+    ctx.services.events.publish({"type": "member", "op": "labels", "node": member["name"]})
+    return JSONResponse(dict(member))
+
+
+async def _changed(change: Awaitable[Member]) -> Member:
+    """The node after ``change``: 404 for an unknown node, 409 for one that refuses it."""
     try:
-        member = await ctx.services.set_labels(target["name"], dict(body.labels))
+        return await change
     except UnknownNode as exc:
         raise ApiProblem(404, "not-found", str(exc)) from None
     except NodeRefused as exc:
         raise ApiProblem(409, "refused", str(exc)) from None
-    ctx.services.events.publish({"type": "member", "op": "labels", "node": member["name"]})
-    return JSONResponse(dict(member))
 
 
 def _workspace_ids(ctx: ApiContext, items: list[str]) -> list[str]:
@@ -292,12 +297,7 @@ async def put_workspaces(request: Request, name: NodeName) -> Response:
     body = _validate(models.WorkspacesRequest, await read_object(request, ctx.max_body))
     target = _member(ctx.services.members(), name)
     workspaces = _workspace_ids(ctx, list(body.workspaces))
-    try:
-        member = await ctx.services.set_workspaces(target["name"], workspaces)
-    except UnknownNode as exc:
-        raise ApiProblem(404, "not-found", str(exc)) from None
-    except NodeRefused as exc:
-        raise ApiProblem(409, "refused", str(exc)) from None
+    member = await _changed(ctx.services.set_workspaces(target["name"], workspaces))
     if member["workspaces"] != target["workspaces"]:
         event = {"type": "member", "op": "workspaces", "node": member["name"]}
         ctx.services.events.publish(event)
@@ -316,12 +316,7 @@ async def revoke(request: Request, name: NodeName) -> Response:
     require(request.scope, Role.admin, "revoking a node")
     services = context_of(request).services
     target = _member(services.members(), name)
-    try:
-        member = await services.revoke(target["name"])
-    except UnknownNode as exc:
-        raise ApiProblem(404, "not-found", str(exc)) from None
-    except NodeRefused as exc:
-        raise ApiProblem(409, "refused", str(exc)) from None
+    member = await _changed(services.revoke(target["name"]))
     services.events.publish({"type": "member", "op": "revoked", "node": member["name"]})
     return JSONResponse(dict(member))
 
