@@ -77,6 +77,12 @@ class Member:
         return text
 
 
+_FROM_METADATA = (
+    "version", "nginx", "apply", "quarantined", "reason", "revision", "digest", "workspaces",
+)  # fmt: skip
+"""The fields of :class:`Member` that come from its metadata (the rest from the API)."""
+
+
 def _strings(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
@@ -109,17 +115,7 @@ def merge_member_event(members: list[Member], event: Mapping[str, Any]) -> list[
                 m = replace(m, address=str(event["address"]))
             if isinstance(meta, dict) and meta:
                 fresh = Member.from_api({"name": name, "metadata": meta})
-                m = replace(
-                    m,
-                    version=fresh.version,
-                    nginx=fresh.nginx,
-                    apply=fresh.apply,
-                    quarantined=fresh.quarantined,
-                    reason=fresh.reason,
-                    revision=fresh.revision,
-                    digest=fresh.digest,
-                    workspaces=fresh.workspaces,
-                )
+                m = replace(m, **{f: getattr(fresh, f) for f in _FROM_METADATA})
         updated.append(m)
     if not found:
         updated.append(
