@@ -22,7 +22,7 @@ from collections.abc import Container, Sequence
 from typing import Any, NamedTuple
 
 from pycrdt import Array, Doc
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from crdt.schema import Author, EntityId, Name, Stamp, from_crdt, new_id
 from crdt.schema.stamp import ChangedAt
@@ -77,7 +77,7 @@ def record(
         op=op,
         collection=collection,
         id=ident,
-        name=name,
+        name=_usable(name),
         fields=tuple(fields)[:MAX_FIELDS],
         changed_by=stamp.author,
         changed_at=stamp.at,
@@ -89,6 +89,18 @@ def record(
         if extra > 0:
             del log[0:extra]
     return entry
+
+
+_NAME: TypeAdapter[str | None] = TypeAdapter(Name | None)
+
+
+def _usable(name: str | None) -> str | None:
+    """``name`` if it is a valid name; None for what an invalid stored entity holds (its
+    deletion must still be recorded, not refused)."""
+    try:
+        return _NAME.validate_python(name)
+    except ValidationError:
+        return None
 
 
 class AuditRead(NamedTuple):

@@ -168,3 +168,13 @@ def test_a_stamp_alone_changes_neither_the_rendered_tree_nor_its_revision() -> N
     assert any(site.server_names[0].encode() in data for data in a.files.values())
     assert a.files == b.files
     assert a.revision == b.revision
+
+
+def test_an_invalid_stored_entity_is_deleted_and_logged_without_its_name() -> None:
+    ws = _ws(1)
+    up = ws.create(Upstream, _app())
+    ws.doc.get("upstreams", type=Map)[up.id]["name"] = ""  # e.g. written by a broken peer
+    ws.delete(Upstream, up.id, BOB)
+    assert ws.get(Upstream, up.id) is None
+    (entry,) = ws.audit()
+    assert (entry.op, entry.id, entry.name) == ("deleted", up.id, None)
