@@ -65,7 +65,11 @@ def _listing(request: Request, container: Container) -> Response:
 
     def keep(item: dict[str, Any]) -> bool:
         who = item["changed_by"]
-        values = {"resource": item["resource"], "id": item["id"], **who}
+        # Only the filtered keys: a peer's stamp may carry more (Author allows extras).
+        values = {
+            "resource": item["resource"], "id": item["id"],
+            "node": who.get("node"), "user": who.get("user"),
+        }  # fmt: skip
         return all(not allowed or values[key] in allowed for key, allowed in wanted.items())
 
     return JSONResponse({"items": [item for item in items if keep(item)]})

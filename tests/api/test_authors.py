@@ -20,6 +20,7 @@ import trio
 from pycrdt import Doc
 
 from crdt.audit import record
+from crdt.documents import workspace_document
 from crdt.schema import Author, Stamp
 from node.api.access import AccessPolicy, Role
 from node.api.audit import AuditFeed
@@ -205,3 +206,22 @@ def test_the_first_fill_of_an_empty_document_is_history_but_for_what_is_newer() 
     assert [e["op"] for e in feed.changes("mesh", mine)] == ["deleted"]
     feed.sync({})  # no longer replicated: forgotten
     assert feed.changes("mesh", mine) == []
+
+
+async def test_a_peers_extra_stamp_keys_do_not_reach_the_audit_filters(
+    api: Served, ws: str
+) -> None:
+    persisted = api.services.document(workspace_document(ws))
+    assert persisted is not None
+    who = {"node": "n9", "user": "mallory", "role": "admin", "id": "v-other"}
+    forged = Stamp(Author.model_validate(who), datetime.now(UTC))
+
+    def write(doc: Doc[Any]) -> None:
+        record(doc, forged, "updated", "virtual_hosts", "v-real", "shop")
+
+    persisted.commit(write)
+    async with api.client() as client:
+        base = f"/v1/workspaces/{ws}/audit"
+        real = (await client.get(base, params={"id": "v-real"})).json()["items"]
+        assert [(i["id"], i["changed_by"]["user"]) for i in real] == [("v-real", "mallory")]
+        assert (await client.get(base, params={"id": "v-other"})).json()["items"] == []
