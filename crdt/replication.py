@@ -52,11 +52,14 @@ class Outgoing(NamedTuple):
 
 
 MAX_INFLATED = 256 * 1024 * 1024
+"""Largest decompressed anti-entropy payload accepted (a zip bomb stops here)."""
+MAX_BROADCAST_INFLATED = 64 * 1024 * 1024
+"""Largest decompressed broadcast update: mesh/'s largest frame (``max_frame``), the
+most an uncompressed update could have been."""
 _COMPRESS_OVER = 128
 """A broadcast update longer than this (bytes) is sent zlib-compressed when that is
 shorter: ``[VERSION, deflated, _ZLIB]`` instead of ``[VERSION, update]``."""
 _ZLIB = 1
-"""Largest decompressed anti-entropy payload accepted (a zip bomb stops here)."""
 
 
 class Replicator:
@@ -129,7 +132,7 @@ class Replicator:
             return
         update = fields[1]
         if len(fields) > 2 and fields[2] == _ZLIB:
-            inflated = _inflate(fields[1])
+            inflated = _inflate(fields[1], MAX_BROADCAST_INFLATED)
             if inflated is None:
                 self.drops["malformed"] += 1
                 return
@@ -281,10 +284,10 @@ def _unpack(payload: bytes) -> Any:
         return None
 
 
-def _inflate(blob: bytes) -> bytes | None:
+def _inflate(blob: bytes, limit: int = MAX_INFLATED) -> bytes | None:
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(blob, MAX_INFLATED)
+        out = inflater.decompress(blob, limit)
     except zlib.error:
         return None
     if inflater.unconsumed_tail or not inflater.eof:
