@@ -355,7 +355,8 @@ class Daemon:
         self.audit.sync(docs)
 
     def _document_changed(self, name: str, origin: str) -> None:
-        self._follow_documents()  # a mesh change may have opened or closed workspaces
+        if name == MESH_DOCUMENT or not self.audit.follows(name):
+            self._follow_documents()  # workspaces open and close with mesh changes
         persisted = self.replica.document(name)
         # This node's own edits were told by its API, and a feed skips them anyway: read
         # the log (about 1 ms at 200 entries) only for a peer's update.
@@ -368,8 +369,7 @@ class Daemon:
             {"type": "document", "document": name, "origin": origin, "changes": len(told)}
         )
         self.acme.document_changed(name)
-        if self.applier is not None:
-            self.applier.submit()
+        self._submit()
         if name == MESH_DOCUMENT:
             self._housekeeping.set()
             self._meta_dirty.set()

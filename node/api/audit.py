@@ -109,6 +109,10 @@ class AuditFeed:
         self.node = node
         self._followed: dict[str, _Followed] = {}
 
+    def follows(self, name: str) -> bool:
+        """Whether the audit log of ``name`` is followed (see :meth:`sync`)."""
+        return name in self._followed
+
     def sync(self, documents: Mapping[str, Doc[Any]]) -> None:
         """Follow new documents from their current content; forget those gone."""
         for name in [n for n in self._followed if n not in documents]:
