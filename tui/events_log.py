@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tui.fleet import Member, short
+from tui.fleet import Member, as_int, short
 
 __all__ = ["EventEntry", "describe", "link_entry", "unit_key"]
 
@@ -96,19 +96,12 @@ def _describe(
     if kind == "change":
         return _change(event, at, node)
     if kind == "document":
-        if event.get("origin") == "local" or _int(event.get("changes")) > 0:
+        if event.get("origin") == "local" or as_int(event.get("changes")) > 0:
             return None  # a local edit, or a peer's told by its own change lines
         return EventEntry(at, "sync", node, f"update from a peer: {event.get('document', '?')}")
     if kind == "overflow":
         return EventEntry(at, "link", node, "fell behind the watch stream; re-reading", "warning")
     return None
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _float(value: Any, default: float) -> float:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Member", "Quarantine", "convergence_line", "merge_member_event", "short"]
+__all__ = ["Member", "Quarantine", "as_int", "convergence_line", "merge_member_event", "short"]
 
 _GONE = ("left", "revoked")
 """States that no longer count towards convergence."""
@@ -57,7 +57,7 @@ class Member:
             version=str(meta.get("version", "")),
             nginx=str(meta.get("nginx", "")),
             apply=str(meta.get("apply", "")),
-            quarantined=_int(meta.get("quarantined")),
+            quarantined=as_int(meta.get("quarantined")),
             reason=str(meta.get("reason", "")),
             revision=str(meta.get("revision", "")),
             digest=str(meta.get("state", "")),
@@ -89,7 +89,8 @@ def _strings(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
+    """``value`` as an int; 0 for what is not one (fields of peers' events)."""
     try:
         return int(value)
     except (TypeError, ValueError):
