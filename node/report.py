@@ -458,10 +458,14 @@ def config_report(
         for rel in shown:
             if workspace_of_path(rel) is not None:
                 continue
+            limit = MAX_FILE_BYTES * 4
             try:
-                data = read(tree, rel, forbidden, MAX_FILE_BYTES * 4)
+                data = read(tree, rel, forbidden, limit + 1)
             except OSError:
                 unreadable.add(rel)  # cannot be checked: not shown
+                continue
+            if len(data) > limit:
+                unreadable.add(rel)  # too large to check whole: not shown either
                 continue
             text = view.text(data.decode("utf-8", "replace"), blocks=True).encode()
             if text != data:

@@ -15,6 +15,7 @@ from node.nginx import ApplierStatus, Quarantined
 from node.nginx.stage import Manifest, TreeStore
 from node.report import (
     HIDDEN_LINE,
+    MAX_FILE_BYTES,
     BadReport,
     Request,
     View,
@@ -117,6 +118,16 @@ def test_an_asker_not_serving_a_workspace_gets_nothing_of_it(tmp_path: Path) -> 
     assert main.count("{") == main.count("}")  # whole blocks hidden, not half of one
     with pytest.raises(NoSuchFile):
         config_report(tree, manifest, view, "http.d/priv/vhosts/vault.conf")
+
+
+def test_a_shared_file_too_large_to_check_whole_is_not_shown(tmp_path: Path) -> None:
+    tree, manifest = applied_tree(tmp_path)
+    main = tree / "nginx.conf"
+    main.write_bytes(main.read_bytes() + b"#" * (4 * MAX_FILE_BYTES))
+    report = config_report(tree, manifest, private_view(tree, manifest), None)
+    assert "nginx.conf" not in [f["path"] for f in report["files"]]
+    everything = config_report(tree, manifest, View(), None)
+    assert "nginx.conf" in [f["path"] for f in everything["files"]]
 
 
 def test_no_path_outside_the_manifest_or_through_a_link_is_read(tmp_path: Path) -> None:
