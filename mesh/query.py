@@ -34,8 +34,9 @@ __all__ = [
 ]
 
 QUERY_MAX_REQUEST = 4 * 1024
-"""Largest QUERY frame payload (the encoded message); a larger one is dropped unread by
-the responder (``oversized``) and refused locally before sending."""
+"""Largest QUERY frame payload (the encoded message); the responder drops a larger one
+undecoded (``oversized``; the frame itself is read within the stream's ``max_frame``),
+and the asker refuses to send one."""
 
 QUERY_MAX_ANSWER = 2 * 1024 * 1024
 """Largest answer an answerer may give; the asker refuses a longer reply frame as soon
