@@ -56,9 +56,11 @@ JSON keys (last line): ``nodes, ours_median_s, serf_median_s, ratio_median`` the
 details (``rounds, ours_max_s, serf_max_s, ours_applied_median_s,
 ours_observer_median_s, ours_node_median_s, serf_node_median_s, ours_missed,
 serf_missed, profile, ours_start, ours_rss_mb, serf_rss_mb, ours_idle_cpu_pct,
-serf_idle_cpu_pct, post_p50_s, answer_p50_s, ours_from_post_median_s, preset,
-machine, code``; each side's ``*_start`` holds ``rounds_load``, the machine's load
-while its rounds ran).
+serf_idle_cpu_pct, ours_round_cpu_s, serf_round_cpu_s, post_p50_s, answer_p50_s,
+ours_from_post_median_s, preset, machine, code``; each side's ``*_start`` holds
+``rounds_load``, the machine's load while its rounds ran). ``*_round_cpu_s`` is the CPU
+time all N processes spent per round, less their idle rate: on two cores a spread cannot
+end sooner than half of it.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ from typing import Any
 from bench.api import UnixApi, UnixHTTPConnection, ensure_upstream, vhost_body, workspace_id
 from bench.edit_to_served import histogram_totals
 from bench.mesh_vs_serf import measure_idle, serf_mesh
-from bench.procs import MachineLoad, bench_session, code_version
+from bench.procs import MachineLoad, bench_session, code_version, total_cpu_seconds
 from bench.report import emit, machine, percentile, progress
 from node.localmesh import LocalNode, NodeProcessError, nxmesh, until
 
@@ -162,6 +164,7 @@ class OursResult:
     rss_mb: float = 0.0
     idle_cpu_pct: float = 0.0
     pass_mean_s: float | None = None
+    round_cpu_s: float | None = None
 
 
 @dataclass
@@ -171,7 +174,16 @@ class SerfResult:
     missed: int = 0
     rss_mb: float = 0.0
     idle_cpu_pct: float = 0.0
+    round_cpu_s: float | None = None
     start: dict[str, Any] = field(default_factory=dict)
+
+
+def round_cpu(pids: list[int], before: float, since: float, idle_pct: float, rounds: int) -> float:
+    """CPU seconds all of ``pids`` spent per round since ``since`` (monotonic), less what
+    they would have spent idle in that time (``idle_pct`` per process)."""
+    used = total_cpu_seconds(pids) - before
+    idle = idle_pct / 100 * len(pids) * (time.monotonic() - since)
+    return round(max(0.0, used - idle) / rounds, 3)
 
 
 # --------------------------------------------------------------------------- ours
@@ -369,6 +381,7 @@ def run_ours(args: argparse.Namespace, root: Path, rng: random.Random) -> OursRe
         before = {node.name: histogram_totals(node, (APPLY,))[APPLY] for node in nodes}
         token = f"{rng.randrange(1 << 32):08x}"
         load = MachineLoad().start()
+        cpu_before, cpu_since = total_cpu_seconds(pids), time.monotonic()
         for r in range(args.rounds):
             for node in nodes:
                 if node.process is None or node.process.poll() is not None:
@@ -394,6 +407,9 @@ def run_ours(args: argparse.Namespace, root: Path, rng: random.Random) -> OursRe
                 f"{rnd.returned_s * 1000:.0f} ms"
             )
             time.sleep(max(0.5, rnd.t0 + args.gap - time.time()))
+        result.round_cpu_s = round_cpu(
+            pids, cpu_before, cpu_since, result.idle_cpu_pct, args.rounds
+        )
         result.start["rounds_load"] = load.stop().summary()
         after = {node.name: histogram_totals(node, (APPLY,))[APPLY] for node in nodes}
         total = sum(after[k][0] - before[k][0] for k in after)
@@ -426,6 +442,7 @@ def run_serf(args: argparse.Namespace, workdir: Path, rng: random.Random) -> Ser
         result.idle_cpu_pct, result.rss_mb = measure_idle(mesh.pids, args.idle, "serf")
         token = f"{rng.randrange(1 << 40):x}"
         load = MachineLoad().start()
+        cpu_before, cpu_since = total_cpu_seconds(mesh.pids), time.monotonic()
         for r in range(args.rounds):
             origin = rng.randrange(n)
             name = f"spread-{token}-r{r}"
@@ -440,6 +457,9 @@ def run_serf(args: argparse.Namespace, workdir: Path, rng: random.Random) -> Ser
                 result.missed += n - len(got)
                 progress(f"serf: round {r} from s{origin}: only {len(got)}/{n}")
             time.sleep(max(0.5, t0 + args.gap - time.time()))
+        result.round_cpu_s = round_cpu(
+            mesh.pids, cpu_before, cpu_since, result.idle_cpu_pct, args.rounds
+        )
         result.start["rounds_load"] = load.stop().summary()
     return result
 
@@ -517,6 +537,8 @@ def summarize(
     result["serf_rss_mb"] = round(serf.rss_mb, 1) if serf else None
     result["ours_idle_cpu_pct"] = round(ours.idle_cpu_pct, 3) if ours else None
     result["serf_idle_cpu_pct"] = round(serf.idle_cpu_pct, 3) if serf else None
+    result["ours_round_cpu_s"] = ours.round_cpu_s if ours else None
+    result["serf_round_cpu_s"] = serf.round_cpu_s if serf else None
     result["preset"] = args.preset
     result["machine"] = machine()
     result["code"] = code_version()
