@@ -292,10 +292,11 @@ class Daemon:
                 self.counters.remote_updates += self.replica.replicator.applied - before
                 self.counters.replication_drops = dict(self.replica.replicator.drops)
             elif isinstance(event, MemberEvent):
-                self._member_event(event)
-                self.acme.members_changed()
+                meta = self._member_event(event)
+                self.acme.members_changed(event.member.key, event.member.reachable, meta)
 
-    def _member_event(self, event: MemberEvent) -> None:
+    def _member_event(self, event: MemberEvent) -> NodeMeta | None:
+        """Tell the watch stream; return the member's metadata."""
         member = event.member
         kind = type(event).__name__.removeprefix("Member").lower()
         meta = NodeMeta.unpack(member.meta)
@@ -311,6 +312,7 @@ class Daemon:
                 "metadata": meta.to_json(self._workspace_ids()) if meta else {},
             }
         )
+        return meta
 
     def _workspace_ids(self) -> list[str]:
         # Every member event names workspaces: validate them once per mesh-document change.

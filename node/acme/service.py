@@ -108,6 +108,8 @@ class AcmeService:
         self.me_hex = self.me.hex()
         self._wake = trio.Event()
         self._members = trio.Event()
+        self._member_view: dict[bytes, bool] = {}
+        """Reachable member -> whether it takes part in ACME, as member events told."""
         self._caches: dict[str, tuple[Any, DocumentCache]] = {}
         self._jobs: dict[tuple[str, str], Any] = {}
         self._ari: set[tuple[str, str]] = set()
@@ -125,10 +127,18 @@ class AcmeService:
     def document_changed(self, name: str) -> None:
         self._wake.set()
 
-    def members_changed(self) -> None:
+    def members_changed(self, key: bytes, reachable: bool, meta: NodeMeta | None) -> None:
+        """A member event. Orders waiting for their tokens to spread hear of every one;
+        a pass runs only when the nodes that may order changed (a member came, went, or
+        started or stopped taking part) - not for every node's new applied revision,
+        which every edit makes every node publish."""
         self._members.set()
         self._members = trio.Event()
-        self._wake.set()
+        before = self._member_view.pop(key, None)
+        if reachable:
+            self._member_view[key] = _capable(meta)
+        if before != self._member_view.get(key):
+            self._wake.set()
 
     def applied(self, referenced: frozenset[str]) -> None:
         """nginx now serves a revision using these certificate ids."""
