@@ -160,6 +160,8 @@ class Applier:
                 result = self._failed(_Failure("internal", f"internal error: {exc!r}"), start)
             self._publish(result)
             self.passes += 1
+            if result.changed or result.state == "failed":
+                await self._prune()  # after publishing: the node's status does not wait
             return result
 
     async def check_drift(self, *, repair: bool = True) -> DriftReport:
@@ -197,6 +199,7 @@ class Applier:
             if repaired:
                 self.metrics.drift_repairs.inc()
             self._publish(result, drift=report.paths())
+            await self._prune()
             return replace(report, repaired=repaired, result=result)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -280,8 +283,10 @@ class Applier:
         return result
 
     async def _stage(self, rendered: Rendered) -> Staged:
+        # Files the serving tree holds already are linked from it, not written again.
+        base = self._applied.tree if self._applied is not None else None
         try:
-            return await trio.to_thread.run_sync(self.tree.stage, rendered.files)
+            return await trio.to_thread.run_sync(self.tree.stage, rendered.files, base)
         except (OSError, ValueError) as exc:
             raise _Failure("stage", f"staging failed: {_describe(exc)}") from exc
 
@@ -411,11 +416,9 @@ class Applier:
             except _Failure as failure:
                 failure.rolled_back = await self._roll_back(previous)
                 failure.message = failure.message or failure.reason
-                await self._prune(tree)
                 raise
         self._applied = _Applied(tree, manifest, rendered)
         self.metrics.applied_at = manifest.applied_at
-        await self._prune(tree)
         log.info(
             "nginx.applied",
             revision=rendered.revision[:12],
@@ -506,8 +509,9 @@ class Applier:
             start,
         )
 
-    async def _prune(self, newest: Path) -> None:
-        protect = [newest, self._applied.tree if self._applied else None]
+    async def _prune(self) -> None:
+        """Delete old trees; the newest ``keep_trees`` (>= 2) stay, and the serving one."""
+        protect = [self._applied.tree if self._applied else None]
         try:
             removed = await trio.to_thread.run_sync(self.tree.prune, protect)
         except OSError as exc:  # a full disk must not turn a good apply into a failure

@@ -34,6 +34,9 @@ __all__ = ["Manifest", "Staged", "TreeStore", "check_relative_path", "hash_tree"
 _TREE = re.compile(r"^conf\.(?P<seq>\d{6,})-(?P<rev>[0-9A-Za-z]{1,12})$")
 _STAGING = re.compile(r"^conf\.staging-(?P<seq>\d{6,})$")
 _DIR_MODE = 0o755
+_FSYNC_LIMIT = 256
+"""Above this many written files a tree is flushed with one syncfs(2) (which also waits
+for every other writer on the filesystem) instead of a fsync(2) per file."""
 # Trees hold no secrets (keys live in the certificates directory) and the user running
 # `nginx -t` may differ from ours in external mode: world-readable is deliberate.
 _FILE_MODE = 0o644
@@ -81,14 +84,40 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _syncfs(path: Path) -> None:
     """Flush the filesystem holding ``path``: one syncfs(2) costs ~0.1 s where 10,000
     fsync(2) calls cost ~3.7 s (measured); fall back to sync(2) where it is missing."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+        if getattr(_LIBC, "syncfs", None) is None or _LIBC.syncfs(fd) != 0:
             os.sync()
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _same_file(source: Path, inside: str, data: bytes) -> bool:
+    """Whether ``source`` is a regular file inside the tree ``inside`` holding exactly
+    ``data`` (a tree edited by hand, or a path through a planted symlink, is not)."""
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if os.fstat(fd).st_size != len(data) or not os.path.realpath(source).startswith(inside):
+            return False
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read() == data
     finally:
         os.close(fd)
 
@@ -108,6 +137,10 @@ def _write_file(path: Path, data: bytes) -> None:
 class Staged:
     path: Path
     hashes: Mapping[str, str]
+    written: tuple[str, ...] = ()
+    """Files written afresh (the others are links to a committed, flushed tree)."""
+    directories: tuple[str, ...] = ("",)
+    """The tree's directories, itself (``""``) first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,29 +209,55 @@ class TreeStore:
 
     # -- staging -----------------------------------------------------------------------
 
-    def stage(self, files: Mapping[str, bytes]) -> Staged:
+    def stage(self, files: Mapping[str, bytes], base: Path | None = None) -> Staged:
         """Write ``files`` into a fresh staging directory (not yet flushed: most staged
         trees of a bisection are thrown away; :meth:`commit` flushes the one kept).
+
+        A file that the committed tree ``base`` (the one serving) holds byte for byte is
+        hard-linked from it instead: an edit of one vhost among thousands writes - and
+        later flushes - one file, not the whole tree. Committed trees are never written
+        to, so sharing their files is safe; a file changed in place by hand differs and
+        is written anew.
 
         On any error (disk full, permission denied, an unsafe path) the partial directory
         is removed and the error raised.
         """
         if "nginx.conf" not in files:
             raise ValueError("rendered tree has no nginx.conf")
+        if base is not None and (base.parent != self.prefix or _TREE.match(base.name) is None):
+            raise ValueError(f"not a committed tree: {base}")
+        inside = os.path.realpath(base) + os.sep if base is not None else ""
         self._seq += 1
         path = self.prefix / f"conf.staging-{self._seq:06d}"
         hashes: dict[str, str] = {}
+        written: list[str] = []
+        directories = {""}
         try:
             path.mkdir(mode=_DIR_MODE)
             for rel, data in sorted(files.items()):
-                target = path / check_relative_path(rel)
-                target.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-                _write_file(target, data)
+                pure = check_relative_path(rel)
+                target = path / pure
+                if len(pure.parts) > 1:
+                    target.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+                    directories.update(p.as_posix() for p in pure.parents if p.parts)
+                if not (base is not None and self._link(base / pure, inside, data, target)):
+                    _write_file(target, data)
+                    written.append(rel)
                 hashes[rel] = _sha256(data)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        return Staged(path, hashes)
+        return Staged(path, hashes, tuple(written), tuple(sorted(directories)))
+
+    @staticmethod
+    def _link(source: Path, inside: str, data: bytes, target: Path) -> bool:
+        if not _same_file(source, inside, data):
+            return False
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError:  # a filesystem without hard links, a file pruned meanwhile
+            return False
+        return True
 
     def discard(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -209,11 +268,23 @@ class TreeStore:
         match = _STAGING.match(staged.path.name)
         if match is None:
             raise ValueError(f"not a staging directory: {staged.path}")
-        _syncfs(staged.path)
+        self.flush(staged)
         tree = self.prefix / f"conf.{match.group('seq')}-{manifest.revision[:12]}"
         os.rename(staged.path, tree)
         self.write_manifest(tree, manifest)
         return tree
+
+    @staticmethod
+    def flush(staged: Staged) -> None:
+        """Make a staged tree durable: its written files and its directories (linked
+        files were flushed when the tree they come from was committed)."""
+        if len(staged.written) > _FSYNC_LIMIT:
+            _syncfs(staged.path)
+            return
+        for rel in staged.written:
+            _fsync_file(staged.path / rel)
+        for rel in reversed(staged.directories):  # deepest first, the tree itself last
+            _fsync_dir(staged.path / rel if rel else staged.path)
 
     def write_manifest(self, tree: Path, manifest: Manifest) -> None:
         path = Path(f"{tree}.json")

@@ -77,6 +77,44 @@ def test_prepare_adopts_a_plain_conf_dir_and_clears_staging_leftovers(tmp_path: 
     assert (prefix / "temp").is_dir()
 
 
+def test_unchanged_files_are_linked_from_the_serving_tree(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    base = commit(s, FILES, "a" * 12)
+    files = {**FILES, "units/a.conf": b"# a, changed\n", "units/new.conf": b"# new\n"}
+    staged = s.stage(files, base)
+
+    assert sorted(staged.written) == ["units/a.conf", "units/new.conf"]
+    assert staged.directories == ("", "units", "x", "x/y")
+    for rel in ("nginx.conf", "x/y/z.conf"):
+        assert (staged.path / rel).stat().st_ino == (base / rel).stat().st_ino
+    assert (staged.path / "units/a.conf").stat().st_ino != (base / "units/a.conf").stat().st_ino
+    assert {p: (staged.path / p).read_bytes() for p in files} == files
+    tree = s.commit(staged, Manifest("b" * 12, "b" * 12, staged.hashes))
+    s.swap(tree)
+    assert scan(s, tree, staged.hashes).clean
+    assert (base / "units/a.conf").read_bytes() == b"# a\n", "the base tree is untouched"
+
+
+def test_a_hand_edited_or_redirected_base_file_is_written_anew(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    base = commit(s, FILES, "a" * 12)
+    (base / "nginx.conf").write_bytes(b"events { } # by hand\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.conf").write_bytes(FILES["units/a.conf"])
+    (base / "units/a.conf").unlink()
+    (base / "units").rmdir()
+    (base / "units").symlink_to(outside)  # same bytes, but not the tree's own file
+
+    staged = s.stage(FILES, base)
+
+    assert sorted(staged.written) == ["nginx.conf", "units/a.conf"]
+    assert (staged.path / "nginx.conf").read_bytes() == FILES["nginx.conf"]
+    assert (staged.path / "units/a.conf").stat().st_ino != (outside / "a.conf").stat().st_ino
+    with pytest.raises(ValueError, match="not a committed tree"):
+        s.stage(FILES, outside)
+
+
 def test_prune_keeps_the_newest_and_the_protected(tmp_path: Path) -> None:
     s = store(tmp_path, keep=2)
     trees = [commit(s, FILES, f"{i:02x}" * 32) for i in range(5)]
