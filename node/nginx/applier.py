@@ -9,7 +9,8 @@ Pipeline (one pass, under a lock)::
       commit + swap                -> prefix/conf -> conf.N-<rev>
       reload (HUP) + verify        -> new workers, no emerg/alert
       else swap back + reload      -> the last good tree keeps serving
-      prune                        -> keep the newest ``keep_trees``
+      publish the status
+      prune (prune_delay later)    -> keep the newest ``keep_trees``
 
 Every failure ends in an :class:`ApplyResult` and :class:`ApplierStatus` with state
 ``failed``, where it failed, why, and nginx's own message; nothing raises out of a pass
@@ -126,8 +127,12 @@ class Applier:
         self._desired: str | None = None
         """The revision of the full render of the pass in progress (or the last one)."""
         self._retry_kick = trio.Event()
+        self._prune_wanted = trio.Event()
+        self._running = False
         self.passes = 0
         """Completed passes of the pipeline (``apply_now`` calls, debounced or not)."""
+        self.prunes: StatusCell[int] = StatusCell(0)
+        """Prunings of old trees done so far."""
 
     # -- interface -----------------------------------------------------------------------
 
@@ -161,7 +166,7 @@ class Applier:
             self._publish(result)
             self.passes += 1
             if result.changed or result.state == "failed":
-                await self._prune()  # after publishing: the node's status does not wait
+                await self._prune_later()
             return result
 
     async def check_drift(self, *, repair: bool = True) -> DriftReport:
@@ -199,7 +204,7 @@ class Applier:
             if repaired:
                 self.metrics.drift_repairs.inc()
             self._publish(result, drift=report.paths())
-            await self._prune()
+            await self._prune_later()
             return replace(report, repaired=repaired, result=result)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -207,6 +212,8 @@ class Applier:
         every ``drift_interval``; retry a failed revision every ``retry_interval``."""
         task_status.started()
         async with trio.open_nursery() as nursery:
+            self._running = True
+            nursery.start_soon(self._prune_loop)
             if self.settings.drift_interval:
                 nursery.start_soon(self._drift_loop, self.settings.drift_interval)
             nursery.start_soon(self._retry_loop)
@@ -224,6 +231,25 @@ class Applier:
         while True:
             await trio.sleep(interval)
             await self.check_drift()
+
+    async def _prune_loop(self) -> None:
+        try:
+            while True:
+                await self._prune_wanted.wait()
+                self._prune_wanted = trio.Event()
+                await trio.sleep(self.settings.prune_delay)
+                async with self._lock:
+                    await self._prune()
+        finally:
+            self._running = False
+
+    async def _prune_later(self) -> None:
+        """Prune after ``prune_delay`` from the run loop, else now (the caller holds the
+        lock): the pass that made a tree never waits for its predecessors' deletion."""
+        if self._running and self.settings.prune_delay > 0:
+            self._prune_wanted.set()
+        else:
+            await self._prune()
 
     async def _retry_loop(self) -> None:
         while True:
@@ -519,6 +545,7 @@ class Applier:
             return
         if removed:
             log.debug("nginx.pruned", trees=[p.name for p in removed])
+        self.prunes.set(self.prunes.value + 1)
 
     # -- reporting -------------------------------------------------------------------------
 

@@ -36,6 +36,10 @@ class NginxSettings:
     verify_settle: float = 0.1
     """After new workers appear, how long the error log is still watched."""
     keep_trees: int = 3
+    prune_delay: float = 2.0
+    """Old trees are deleted this long after an apply (while the applier runs), off the
+    path from an edit to the node's published status - when every node of a machine
+    applies the same edit at once, that path is what they compete for. 0: at once."""
     bisect_max_bad: int = 4
     """Bisection's budget of ``nginx -t`` runs is sized to isolate this many bad units."""
 
@@ -66,6 +70,8 @@ class NginxSettings:
             raise ValueError(f"prefix must be absolute: {self.prefix}")
         if not 0 <= self.min_quiet <= self.max_quiet:
             raise ValueError("need 0 <= min_quiet <= max_quiet")
+        if self.prune_delay < 0:
+            raise ValueError("prune_delay must be >= 0")
         if self.keep_trees < 2:
             raise ValueError("keep_trees must be at least 2 (the tree and its rollback)")
 

@@ -264,14 +264,19 @@ class TreeStore:
 
     def commit(self, staged: Staged, manifest: Manifest) -> Path:
         """Flush a tested staging directory to disk, rename it to its committed name and
-        write its manifest: after a crash, ``conf`` never points at a half-written tree."""
+        write its manifest: after a crash, ``conf`` never points at a half-written tree.
+
+        The rename and the manifest become durable with the :meth:`swap` that follows
+        (one flush of the prefix for all three): a crash before it leaves ``conf`` on the
+        old tree, or on a tree or manifest that is missing - which :meth:`current` and
+        :meth:`manifest` do not adopt, so the daemon renders afresh."""
         match = _STAGING.match(staged.path.name)
         if match is None:
             raise ValueError(f"not a staging directory: {staged.path}")
         self.flush(staged)
         tree = self.prefix / f"conf.{match.group('seq')}-{manifest.revision[:12]}"
         os.rename(staged.path, tree)
-        self.write_manifest(tree, manifest)
+        self.write_manifest(tree, manifest, flush=False)
         return tree
 
     @staticmethod
@@ -286,12 +291,15 @@ class TreeStore:
         for rel in reversed(staged.directories):  # deepest first, the tree itself last
             _fsync_dir(staged.path / rel if rel else staged.path)
 
-    def write_manifest(self, tree: Path, manifest: Manifest) -> None:
+    def write_manifest(self, tree: Path, manifest: Manifest, *, flush: bool = True) -> None:
         path = Path(f"{tree}.json")
         tmp = Path(f"{tree}.json.tmp")
+        # Not fsynced: a manifest torn by a crash does not parse, reads as none, and the
+        # daemon renders afresh - as it does for a tree without one.
         tmp.write_bytes(manifest.to_json())
         os.replace(tmp, path)
-        _fsync_dir(self.prefix)
+        if flush:
+            _fsync_dir(self.prefix)
 
     def manifest(self, tree: Path) -> Manifest | None:
         try:

@@ -50,6 +50,28 @@ async def test_render_only_writes_and_swaps_trees_without_nginx(prefix: Path) ->
     assert (await applier.apply_now()).changed is False
 
 
+async def test_a_running_applier_prunes_old_trees_after_publishing(prefix: Path) -> None:
+    fleet = Fleet.of(A, "ws/vhost/b")
+    s = settings(prefix, mode="render-only", binary="/nonexistent/nginx", prune_delay=0.2)
+    applier = Applier(s, fleet.build)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(applier.run)
+        await applier.cell.wait_for(lambda st: st.state == "ok")
+        for rev in range(2, 6):
+            fleet.rev = rev
+            assert (await applier.apply_now()).changed
+        # Published (the status says so), old trees still there: deleting them waited.
+        assert applier.status.revision == fleet.build(frozenset()).revision
+        assert len(listing(prefix, "conf.*")) > s.keep_trees
+        with trio.fail_after(10):
+            await applier.prunes.wait_for(lambda n: n >= 1)
+        kept = listing(prefix, "conf.*")
+        assert len(kept) == s.keep_trees
+        assert live_tree(prefix).name in kept
+        assert read_tree(prefix) == fleet.files()
+        nursery.cancel_scope.cancel()
+
+
 @pytest.mark.nginx
 async def test_external_nginx_is_found_by_pid_file_and_reloaded(prefix: Path) -> None:
     fleet = Fleet.of(A)
