@@ -24,6 +24,7 @@ Role = Literal["admin", "operator", "viewer"]
 NginxMode = Literal["managed", "external", "render-only"]
 Preset = Literal["lan", "wan", "local"]
 _ROLES = ("admin", "operator", "viewer")
+DEFAULT_SPLAY = 0.25
 
 
 class ConfigError(Exception):
@@ -80,6 +81,10 @@ class NodeConfig:
     nginx_binary: str = "/usr/sbin/nginx"
     nginx_pid_file: str = ""
     """External mode: the running nginx's pid file."""
+    apply_splay: str = ""
+    """Seconds (0-60) of random delay before applying a change, so that the nodes of a
+    fleet do not all reload nginx - and open new upstream connections - in the same
+    moment; default 0.25, and 0 in render-only mode (which reloads nothing)."""
     metrics: str = "127.0.0.1:0"
     """Prometheus endpoint ``HOST:PORT`` (loopback; port 0 picks one), or ``off``."""
     roles: Mapping[str, Role] = field(default_factory=dict)
@@ -107,6 +112,13 @@ class NodeConfig:
             raise ConfigError(
                 f"nginx_mode: {self.nginx_mode!r} is not one of managed, external, render-only"
             )
+        if self.apply_splay:
+            try:
+                splay = float(self.apply_splay)
+            except ValueError:
+                raise ConfigError(f"apply_splay: {self.apply_splay!r} is not a number") from None
+            if not 0 <= splay <= 60:
+                raise ConfigError(f"apply_splay: {splay} is not between 0 and 60 seconds")
         if self.metrics != "off":
             host, _ = parse_host_port(self.metrics, "metrics", allow_zero=True)
             if not ipaddress.ip_address(host).is_loopback:
@@ -125,6 +137,13 @@ class NodeConfig:
     @property
     def advertise_addr(self) -> tuple[str, int] | None:
         return parse_host_port(self.advertise, "advertise") if self.advertise else None
+
+    @property
+    def splay(self) -> float:
+        """The applier's splay in seconds (see :attr:`apply_splay`)."""
+        if self.apply_splay:
+            return float(self.apply_splay)
+        return 0.0 if self.nginx_mode == "render-only" else DEFAULT_SPLAY
 
     def seed_addrs(self) -> list[tuple[str, int]]:
         return [parse_host_port(s, "seeds") for s in self.seeds]

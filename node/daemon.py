@@ -81,7 +81,7 @@ from node.report import (
 from node.resolver import Resolver, upstream_hosts
 from node.statedir import StateDir
 from node.version import __version__
-from render import Listen, NodeView, Rendered, render
+from render import Listen, NodeView, Rendered, preload, render
 
 __all__ = ["Daemon", "DaemonError"]
 
@@ -207,6 +207,7 @@ class Daemon:
                     ) from None
                 self._node = node
                 nursery.start_soon(self._pump, node.subscribe())
+                nursery.start_soon(partial(trio.to_thread.run_sync, preload, abandon_on_cancel=True))
                 await self._start_nginx(nursery)
                 await self._start_api(nursery)
                 self._start_metrics()
@@ -415,6 +416,7 @@ class Daemon:
             mode=config.nginx_mode,
             binary=config.nginx_binary,
             pid_file=Path(config.nginx_pid_file) if config.nginx_pid_file else None,
+            splay=config.splay,
         )
         if config.nginx_mode == "managed":
             self.supervisor = Supervisor(

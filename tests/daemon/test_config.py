@@ -36,6 +36,13 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     assert layered.seeds == ("127.0.0.1:1", "127.0.0.1:2")
 
 
+def test_the_splay_spreads_reloads_and_render_only_has_none() -> None:
+    assert _config().splay == 0.25
+    assert _config(nginx_mode="render-only").splay == 0.0
+    assert _config(nginx_mode="render-only", apply_splay="1.5").splay == 1.5
+    assert _config(apply_splay="0").splay == 0.0
+
+
 @pytest.mark.parametrize(
     ("over", "message"),
     [
@@ -48,6 +55,8 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"roles": {"pid:4": "admin"}}, "roles: 'pid:4' is not a user name"),
         ({"roles": {"1000": "root"}}, "roles: 'root'"),
         ({"colour": "blue"}, "unknown setting(s): colour"),
+        ({"apply_splay": "soon"}, "apply_splay: 'soon' is not a number"),
+        ({"apply_splay": "-1"}, "apply_splay: -1.0 is not between 0 and 60"),
     ],
 )
 def test_bad_values_are_named_with_the_reason(over: dict[str, object], message: str) -> None:
