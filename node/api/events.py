@@ -46,6 +46,16 @@ class Subscription:
         """The next event; raises :class:`trio.EndOfChannel` once dropped or closed."""
         return await self._receive.receive()
 
+    def pending(self, limit: int) -> list[Event]:
+        """Up to ``limit`` events already queued, without waiting (none once closed)."""
+        out: list[Event] = []
+        while len(out) < limit:
+            try:
+                out.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return out
+
     def __aiter__(self) -> Subscription:
         return self
 

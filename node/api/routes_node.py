@@ -371,6 +371,10 @@ def _line(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), default=str).encode() + b"\n"
 
 
+_BATCH = 255
+"""Events queued behind the first one that are sent with it."""
+
+
 async def _lines(
     sub: Subscription, hello: dict[str, Any], heartbeat: float
 ) -> AsyncIterator[bytes]:
@@ -388,7 +392,12 @@ async def _lines(
                 if sub.overflowed:
                     yield _line({"type": "overflow", "detail": "fell behind; re-read and watch"})
                 return
-            yield _line(event if event is not None else {"type": "heartbeat"})
+            if event is None:
+                yield _line({"type": "heartbeat"})
+                continue
+            # A burst (every member's new status after an edit) goes out as one chunk:
+            # one write instead of one per event.
+            yield b"".join([_line(event), *map(_line, sub.pending(_BATCH))])
     finally:
         sub.close()
 

@@ -106,3 +106,16 @@ async def test_a_closed_stream_unsubscribes(api: Served, client: httpx.AsyncClie
     with trio.fail_after(5):
         while hub.watchers:
             await trio.testing.wait_all_tasks_blocked(0.01)
+
+
+async def test_a_burst_arrives_whole_and_in_order(api: Served) -> None:
+    hub = api.services.events
+    async with api.client() as watcher, watcher.stream("GET", "/v1/watch") as stream:
+        lines = stream.aiter_lines()
+        await next_event(lines, "hello")
+        for i in range(600):  # more than one chunk's worth, fewer than the buffer
+            hub.publish({"type": "member", "node": f"n{i}"})
+        with trio.fail_after(10):
+            got = [json.loads(await anext(lines)) for _ in range(600)]
+        assert [e["node"] for e in got] == [f"n{i}" for i in range(600)]
+        assert [e["seq"] for e in got] == sorted(e["seq"] for e in got)
