@@ -207,7 +207,10 @@ class Daemon:
                     ) from None
                 self._node = node
                 nursery.start_soon(self._pump, node.subscribe())
-                nursery.start_soon(partial(trio.to_thread.run_sync, preload, abandon_on_cancel=True))
+                compile_templates = partial(
+                    trio.to_thread.run_sync, preload, abandon_on_cancel=True
+                )
+                nursery.start_soon(compile_templates)
                 await self._start_nginx(nursery)
                 await self._start_api(nursery)
                 self._start_metrics()

@@ -7,5 +7,6 @@ besides reading the package's templates; see docs/render.md.
 
 from render.model import Listen, NodeView, Rendered, UnitStatus
 from render.renderer import render, revision_of
+from render.templates import preload
 
-__all__ = ["Listen", "NodeView", "Rendered", "UnitStatus", "render", "revision_of"]
+__all__ = ["Listen", "NodeView", "Rendered", "UnitStatus", "preload", "render", "revision_of"]

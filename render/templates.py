@@ -118,6 +118,16 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def preload() -> int:
+    """Compile every template now (the first edit would otherwise pay for compiling what
+    it uses: ~0.1 s of CPU); returns how many."""
+    env = environment()
+    names = env.list_templates()
+    for name in names:
+        env.get_template(name)
+    return len(names)
+
+
 def template(name: str) -> jinja2.Template:
     return environment().get_template(name)
 

@@ -430,8 +430,7 @@ class Applier:
         )
         previous = self._applied
         try:
-            tree = await trio.to_thread.run_sync(self.tree.commit, staged, manifest)
-            await trio.to_thread.run_sync(self.tree.swap, tree)
+            tree = await trio.to_thread.run_sync(self.tree.install, staged, manifest)
         except OSError as exc:
             await self._discard(staged)
             raise _Failure("stage", f"installing the tree failed: {_describe(exc)}") from exc

@@ -279,6 +279,12 @@ class TreeStore:
         self.write_manifest(tree, manifest, flush=False)
         return tree
 
+    def install(self, staged: Staged, manifest: Manifest) -> Path:
+        """:meth:`commit` then :meth:`swap`: one call (one thread hop) for both."""
+        tree = self.commit(staged, manifest)
+        self.swap(tree)
+        return tree
+
     @staticmethod
     def flush(staged: Staged) -> None:
         """Make a staged tree durable: its written files and its directories (linked
