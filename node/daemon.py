@@ -36,7 +36,9 @@ from crdt.store import DEFAULT_MAX_BYTES, DEFAULT_MAX_UPDATES, PersistedDoc, Sto
 from mesh import (
     BroadcastDelivered,
     Event,
+    MemberDead,
     MemberEvent,
+    MemberLeft,
     MeshConfig,
     MeshNode,
     QueryError,
@@ -156,6 +158,8 @@ class Daemon:
         self._digests: dict[str, str] = {}
         """Revision -> digest of the desired state it was rendered from."""
         self._known_workspaces: tuple[int, list[str]] = (-1, [])
+        self._metas: dict[bytes, tuple[bytes, NodeMeta | None]] = {}
+        """Member key -> (packed metadata, unpacked); bounded by the member table."""
         self._workspace_digests: dict[str, dict[str, str]] = {}
         """Revision -> workspace -> digest of that workspace's part of it."""
         self._units: dict[str, dict[str, str]] = {}
@@ -303,7 +307,7 @@ class Daemon:
         """Tell the watch stream; return the member's metadata."""
         member = event.member
         kind = type(event).__name__.removeprefix("Member").lower()
-        meta = NodeMeta.unpack(member.meta)
+        meta = self._meta_of(member.key, member.meta)
         name = self.replica.mesh.verifier.names.get(member.key) or (meta.name if meta else "")
         self.events.publish(
             {
@@ -316,6 +320,8 @@ class Daemon:
                 "metadata": meta.to_json(self._workspace_ids()) if meta else {},
             }
         )
+        if isinstance(event, MemberDead | MemberLeft):
+            self._metas.pop(member.key, None)
         return meta
 
     def _workspace_ids(self) -> list[str]:
@@ -405,7 +411,17 @@ class Daemon:
         if node is None:
             return {}
         members: list[MeshMember] = node.members()
-        return {m.key: NodeMeta.unpack(m.meta) for m in members if m.reachable}
+        return {m.key: self._meta_of(m.key, m.meta) for m in members if m.reachable}
+
+    def _meta_of(self, key: bytes, packed: bytes) -> NodeMeta | None:
+        """A member's metadata, unpacked once per version (the ACME service reads every
+        member's at each of its passes; member events read them again)."""
+        cached = self._metas.get(key)
+        if cached is not None and cached[0] == packed:
+            return cached[1]
+        meta = NodeMeta.unpack(packed)
+        self._metas[key] = (packed, meta)
+        return meta
 
     async def _start_nginx(self, nursery: trio.Nursery) -> None:
         config = self.config
