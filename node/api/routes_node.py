@@ -371,8 +371,10 @@ def _line(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-_BATCH = 255
-"""Events queued behind the first one that are sent with it."""
+_BATCH = 511
+"""Events queued behind the first one that are sent with it, at most."""
+_LINGER = 0.05
+"""How long the first event of a chunk waits for others."""
 
 
 async def _lines(
@@ -395,8 +397,10 @@ async def _lines(
             if event is None:
                 yield _line({"type": "heartbeat"})
                 continue
-            # A burst (every member's new status after an edit) goes out as one chunk:
-            # one write instead of one per event.
+            # A burst (every member's new status after an edit, arriving over a second or
+            # so) goes out in a few chunks, not one write per event. Events carry the time
+            # they happened (``at``): lingering delays only their delivery.
+            await trio.sleep(_LINGER)
             yield b"".join([_line(event), *map(_line, sub.pending(_BATCH))])
     finally:
         sub.close()
