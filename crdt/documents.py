@@ -33,7 +33,8 @@ import builtins
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, TypeVar
+from functools import partial
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 from pycrdt import Array, Doc, Map, Text
 
@@ -69,6 +70,7 @@ __all__ = [
     "WORKSPACE_KINDS",
     "Document",
     "DocumentError",
+    "EntityMemo",
     "MeshDocument",
     "NotFound",
     "UnknownKind",
@@ -262,27 +264,38 @@ class Document:
             return None
         return read_entity(kind, raw, ident)
 
-    def list(self, kind: type[E]) -> tuple[builtins.list[E], builtins.list[Invalid]]:
-        """Every entity of ``kind`` sorted by id, and those that did not validate."""
+    def list(
+        self, kind: type[E], memo: EntityMemo | None = None
+    ) -> tuple[builtins.list[E], builtins.list[Invalid]]:
+        """Every entity of ``kind`` sorted by id, and those that did not validate.
+        ``memo``: reuse what an earlier read validated (see :class:`EntityMemo`)."""
+        good, bad, _ = self._list(kind, memo)
+        return good, bad
+
+    def _list(
+        self, kind: type[E], memo: EntityMemo | None
+    ) -> tuple[builtins.list[E], builtins.list[Invalid], Any]:
+        """:meth:`list`, plus the collection as stored (plain JSON; None if unreadable)."""
         self._check(kind)
         try:
             with self.doc.transaction():
-                raw = _plain(self._root(kind))
+                stored = raw = _plain(self._root(kind))
         except (ValueError, TypeError, RuntimeError) as exc:
             reason = f"could not be read ({exc})"
             err = FieldError(field="(collection)", reason=reason)
-            return [], [Invalid(kind.__name__, None, (err,), None)]
+            return [], [Invalid(kind.__name__, None, (err,), None)], None
         if kind in SINGLETON_KINDS:
             raw = {_singleton_id(kind): raw} if raw else {}
         good: builtins.list[E] = []
         bad: builtins.list[Invalid] = []
+        read = memo.reader(kind) if memo is not None else partial(read_entity, kind)
         for key in sorted(raw):
-            result = read_entity(kind, raw[key], key)
+            result = read(raw[key], key)
             if isinstance(result, Invalid):
                 bad.append(result)
             else:
-                good.append(result)
-        return good, bad
+                good.append(cast(E, result))
+        return good, bad, stored
 
     def to_json(self) -> dict[str, Any]:
         """Every known collection as plain JSON (for comparing replicas, debugging)."""
@@ -426,6 +439,35 @@ class WorkspaceRead:
 
     state: WorkspaceState
     invalid: list[Invalid] = field(default_factory=list)
+    stored: dict[str, Any] = field(default_factory=dict)
+    """Every collection as stored (plain JSON, what :meth:`Document.to_json` gives)."""
+
+
+class EntityMemo:
+    """Validated entities of one document, by kind, id and stored JSON: a read with a
+    memo validates only entities that changed since the previous read with it (pydantic
+    costs ~0.1 ms per entity: 0.1 s a pass at 1,000 virtual hosts). Entities are frozen,
+    so handing out the same object twice is safe. Holds what the last read saw, no more."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[type[Entity], dict[str, tuple[str, Entity | Invalid]]] = {}
+
+    def reader(self, kind: type[Entity]) -> Callable[[Any, str], Entity | Invalid]:
+        """A ``read_entity`` for one pass over ``kind``'s collection."""
+        before = self._kinds.get(kind, {})
+        seen: dict[str, tuple[str, Entity | Invalid]] = {}
+        self._kinds[kind] = seen
+
+        def read(raw: Any, key: str) -> Entity | Invalid:
+            text = json.dumps(raw, sort_keys=True, default=repr)
+            cached = before.get(key)
+            result = cached[1] if cached is not None and cached[0] == text else None
+            if result is None:
+                result = read_entity(kind, raw, key)
+            seen[key] = (text, result)
+            return result
+
+        return read
 
 
 class MeshDocument(Document):
@@ -446,15 +488,18 @@ class WorkspaceDocument(Document):
 
     KINDS = WORKSPACE_KINDS
 
-    def read(self) -> WorkspaceRead:
-        """Everything valid as a :class:`WorkspaceState`, plus what was skipped."""
+    def read(self, memo: EntityMemo | None = None) -> WorkspaceRead:
+        """Everything valid as a :class:`WorkspaceState`, plus what was skipped, and the
+        collections as stored; ``memo``: see :meth:`list`."""
         entities: builtins.list[Entity] = []
         invalid: builtins.list[Invalid] = []
+        stored: dict[str, Any] = {}
         for kind in self.KINDS:
-            good, bad = self.list(kind)
+            good, bad, raw = self._list(kind, memo)
             entities.extend(good)
             invalid.extend(bad)
-        return WorkspaceRead(WorkspaceState.of(entities), invalid)
+            stored[kind.COLLECTION] = raw
+        return WorkspaceRead(WorkspaceState.of(entities), invalid, stored)
 
     def snapshot(self) -> WorkspaceState:
         """The valid entities, for render/ (see :meth:`read` for what was skipped)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from crdt.documents import (
     MESH_DOCUMENT,
+    EntityMemo,
     MeshDocument,
     WorkspaceDocument,
     workspace_document,
@@ -75,6 +76,9 @@ class Replica:
         self.listeners: list[Callable[[str, str], None]] = []
         """Called with (document name, ``local`` or ``peer``) after every change."""
         self._mesh_generation = -1
+        self._memos: dict[str, EntityMemo] = {}
+        self._reads: dict[str, tuple[int, Any, tuple[WorkspaceState, list[str], bytes]]] = {}
+        """Workspace -> (document generation, document, what desired() read)."""
         self.refresh()
 
     # ------------------------------------------------------------------ documents
@@ -118,6 +122,8 @@ class Replica:
             self.replicator.forget(workspace_document(ws))
             del self.workspace_docs[ws]
             del self.vaults[ws]
+            self._memos.pop(ws, None)
+            self._reads.pop(ws, None)
         return wanted != current
 
     def changed(self, name: str, origin: str = "local") -> None:
@@ -129,6 +135,21 @@ class Replica:
             listener(name, origin)
 
     # ------------------------------------------------------------------ reading
+
+    def _read_workspace(
+        self, ws: str, doc: PersistedDoc
+    ) -> tuple[WorkspaceState, list[str], bytes]:
+        """A workspace's valid entities, what was skipped and its content digest input:
+        kept while the document does not move; only changed entities validated again."""
+        cached = self._reads.get(ws)
+        if cached is not None and cached[0] == doc.generation and cached[1] is doc.doc:
+            return cached[2]
+        memo = self._memos.setdefault(ws, EntityMemo())
+        read = WorkspaceDocument(doc.doc).read(memo)
+        content = json.dumps(_unstamped(read.stored), sort_keys=True).encode()
+        result = (read.state, [_described(ws, bad) for bad in read.invalid], content)
+        self._reads[ws] = (doc.generation, doc.doc, result)
+        return result
 
     def desired(self) -> DesiredState:
         """Everything to render, read in one go (call on the trio thread)."""
@@ -143,18 +164,17 @@ class Replica:
         per_workspace: dict[str, str] = {}
         workspaces: dict[str, WorkspaceState] = {}
         for ws, doc in sorted(self.workspace_docs.items()):
-            wdoc = WorkspaceDocument(doc.doc)
-            read = wdoc.read()
-            workspaces[ws] = read.state
-            invalid.extend(
-                f"{workspace_document(ws)}: {bad.kind} {bad.id}: {bad.path} {bad.reason}"
-                for bad in read.invalid
-            )
-            content = json.dumps(_unstamped(wdoc.to_json()), sort_keys=True).encode()
+            state, bad_ones, content = self._read_workspace(ws, doc)
+            workspaces[ws] = state
+            invalid.extend(bad_ones)
             digest.update(ws.encode() + b"\0")
             digest.update(content)
             per_workspace[ws] = hashlib.sha256(shared + content).hexdigest()[:12]
         return DesiredState(settings, workspaces, digest.hexdigest()[:12], invalid, per_workspace)
+
+
+def _described(ws: str, bad: Invalid) -> str:
+    return f"{workspace_document(ws)}: {bad.kind} {bad.id}: {bad.path} {bad.reason}"
 
 
 def _unstamped(collections: dict[str, Any]) -> dict[str, Any]:

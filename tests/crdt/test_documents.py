@@ -15,6 +15,7 @@ from pycrdt import Array, Doc, Map
 
 from crdt.documents import (
     MESH_DOCUMENT,
+    EntityMemo,
     MeshDocument,
     NotFound,
     UnknownKind,
@@ -192,6 +193,31 @@ def test_patch_validates_writes_named_fields_only() -> None:
     with pytest.raises(NotFound, match="'nope' does not exist"):
         ws.patch(VirtualHost, "nope", {"name": "x"})
     assert len(updates) == 1
+
+
+def test_a_memo_validates_only_what_changed_and_forgets_what_went() -> None:
+    ws = _ws(1)
+    for ident in ("a", "b", "c"):
+        ws.put(_simple_vhost(ident))
+    ws.doc.get("virtual_hosts", type=Map)["bad"] = Map({"id": "bad", "name": 7})
+    memo = EntityMemo()
+    first = ws.read(memo)
+    ws.patch(VirtualHost, "b", {"name": "renamed"})
+    ws.delete(VirtualHost, "c")
+    second = ws.read(memo)
+
+    plain = ws.read()
+    assert second.state == plain.state, "a memo changes nothing in what is read"
+    assert second.invalid == plain.invalid
+    assert [i.id for i in second.invalid] == ["bad"]
+    assert second.stored == ws.to_json(), "the collections as stored come with the read"
+    vhosts_before, vhosts_after = first.state.virtual_hosts, second.state.virtual_hosts
+    assert vhosts_after["a"] is vhosts_before["a"], "unchanged: not validated again"
+    assert vhosts_after["b"].name == "renamed"
+    assert vhosts_after["b"] is not vhosts_before["b"]
+    assert "c" not in vhosts_after
+    ws.put(_simple_vhost("c"))
+    assert ws.read(memo).state.virtual_hosts["c"] is not vhosts_before["c"], "c was forgotten"
 
 
 def test_delete() -> None:

@@ -3,14 +3,17 @@ and every document change is announced with its origin."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import trio
 from pycrdt import Doc, Map
 
-from crdt.documents import WorkspaceDocument
-from crdt.schema import Stamp, Upstream
+from crdt.documents import MeshDocument, WorkspaceDocument
+from crdt.schema import STAMP_FIELDS, Invalid, Stamp, Upstream
+from node.replica import _unstamped
 from tests.daemon.test_daemon import _daemon
 
 
@@ -51,5 +54,34 @@ async def test_a_local_commit_is_announced_as_local_and_a_peer_update_as_peer(
             ("document", "mesh", "local", 0),
             ("document", "mesh", "peer", 0),
         ]
+    finally:
+        daemon.store.close()
+
+
+def test_the_incremental_read_gives_the_digest_of_a_full_read(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path)
+    try:
+        persisted = daemon.replica.workspace_docs["default"]
+        data = {"name": "app", "servers": [{"address": "127.0.0.1:9"}]}
+        stamp = Stamp.now("solo", "alice", "operator")
+        up, _ = WorkspaceDocument.edit(persisted, lambda d: d.create(Upstream, data, stamp))
+
+        def full_read_digest() -> str:
+            settings = MeshDocument(daemon.replica.mesh_doc.doc).settings()
+            assert not isinstance(settings, Invalid)
+            shared = settings.model_dump_json(exclude=set(STAMP_FIELDS)).encode()
+            stored = WorkspaceDocument(persisted.doc).to_json()
+            content = json.dumps(_unstamped(stored), sort_keys=True).encode()
+            return hashlib.sha256(shared + content).hexdigest()[:12]
+
+        first = daemon.replica.desired()
+        assert first.workspace_digests["default"] == full_read_digest()
+        again = daemon.replica.desired()
+        assert again.workspaces["default"] is first.workspaces["default"], "nothing moved"
+        WorkspaceDocument.edit(persisted, lambda d: d.patch(Upstream, up.id, {"keepalive": 2}))
+        moved = daemon.replica.desired()
+        assert moved.workspace_digests["default"] == full_read_digest()
+        assert moved.workspace_digests["default"] != first.workspace_digests["default"]
+        assert moved.workspaces["default"].upstreams[up.id].keepalive == 2
     finally:
         daemon.store.close()
