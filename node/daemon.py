@@ -475,9 +475,12 @@ class Daemon:
         desired = self.replica.desired()
         resolved = await self.resolver.resolve(upstream_hosts(desired.workspaces.values()))
         view = replace(self.view(), resolved=resolved)
-        rendered = await trio.to_thread.run_sync(
-            partial(render, desired.settings, desired.workspaces, view, exclude=exclude)
-        )
+        job = partial(render, desired.settings, desired.workspaces, view, exclude=exclude)
+        # A few servers render in a few ms: on the loop's thread, as the applier stages
+        # small trees; thousands take seconds and must not stall the loop.
+        servers = sum(len(w.virtual_hosts) + len(w.streams) for w in desired.workspaces.values())
+        inline = self.applier is not None and servers <= self.applier.settings.inline_files
+        rendered = job() if inline else await trio.to_thread.run_sync(job)
         self._digests[rendered.revision] = desired.digest
         self._workspace_digests[rendered.revision] = desired.workspace_digests
         refs = view.installed_certificates & frozenset(

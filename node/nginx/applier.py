@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 import trio
@@ -53,6 +54,7 @@ from render.model import Rendered
 __all__ = ["Applier", "Build"]
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 Build = Callable[[frozenset[str]], Rendered | Awaitable[Rendered]]
 """Render the desired state without the given unit keys. May be async (the daemon can
@@ -312,9 +314,16 @@ class Applier:
         # Files the serving tree holds already are linked from it, not written again.
         base = self._applied.tree if self._applied is not None else None
         try:
-            return await trio.to_thread.run_sync(self.tree.stage, rendered.files, base)
+            return await self._blocking(len(rendered.files), self.tree.stage, rendered.files, base)
         except (OSError, ValueError) as exc:
             raise _Failure("stage", f"staging failed: {_describe(exc)}") from exc
+
+    async def _blocking(self, files: int, fn: Callable[..., _T], *args: object) -> _T:
+        """``fn(*args)`` (file I/O for a tree of ``files`` files): at once when the tree
+        is small (see ``inline_files``), else in a worker thread."""
+        if files <= self.settings.inline_files:
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args)
 
     async def _discard(self, staged: Staged) -> None:
         await trio.to_thread.run_sync(self.tree.discard, staged.path)
@@ -430,7 +439,7 @@ class Applier:
         )
         previous = self._applied
         try:
-            tree = await trio.to_thread.run_sync(self.tree.install, staged, manifest)
+            tree = await self._blocking(len(staged.hashes), self.tree.install, staged, manifest)
         except OSError as exc:
             await self._discard(staged)
             raise _Failure("stage", f"installing the tree failed: {_describe(exc)}") from exc

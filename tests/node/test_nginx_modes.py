@@ -24,12 +24,14 @@ from tests.node.trees import (
 A = "ws/vhost/a"
 
 
-async def test_render_only_writes_and_swaps_trees_without_nginx(prefix: Path) -> None:
+@pytest.mark.parametrize("inline_files", [0, 64], ids=["worker-thread", "inline"])
+async def test_render_only_writes_and_swaps_trees_without_nginx(
+    prefix: Path, inline_files: int
+) -> None:
     fleet = Fleet.of(A, "ws/vhost/b")
     # No nginx is ever executed: the binary does not exist.
-    applier = Applier(
-        settings(prefix, mode="render-only", binary="/nonexistent/nginx"), fleet.build
-    )
+    s = settings(prefix, mode="render-only", binary="/nonexistent/nginx", inline_files=inline_files)
+    applier = Applier(s, fleet.build)
 
     first = await applier.apply_now()
 
