@@ -13,17 +13,25 @@ from pycrdt import Doc, Map
 
 from crdt.documents import MeshDocument, WorkspaceDocument
 from crdt.schema import STAMP_FIELDS, Invalid, Stamp, Upstream
+from crdt.store import PersistedDoc
+from node.daemon import Daemon
 from node.replica import _unstamped
 from tests.daemon.test_daemon import _daemon
+
+
+def _stamped_upstream(daemon: Daemon) -> tuple[PersistedDoc, Upstream]:
+    """The default workspace's document, with an upstream created by alice."""
+    persisted = daemon.replica.workspace_docs["default"]
+    data = {"name": "app", "servers": [{"address": "127.0.0.1:9"}]}
+    stamp = Stamp.now("solo", "alice", "operator")
+    up, _ = WorkspaceDocument.edit(persisted, lambda d: d.create(Upstream, data, stamp))
+    return persisted, up
 
 
 def test_a_stamp_alone_leaves_the_desired_state_digest_alone(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path)
     try:
-        persisted = daemon.replica.workspace_docs["default"]
-        data = {"name": "app", "servers": [{"address": "127.0.0.1:9"}]}
-        stamp = Stamp.now("solo", "alice", "operator")
-        up, _ = WorkspaceDocument.edit(persisted, lambda d: d.create(Upstream, data, stamp))
+        persisted, up = _stamped_upstream(daemon)
         before = daemon.replica.desired().digest
 
         def restamp(doc: Doc[Any]) -> None:  # as a peer's concurrent stamp would
@@ -61,10 +69,7 @@ async def test_a_local_commit_is_announced_as_local_and_a_peer_update_as_peer(
 def test_the_incremental_read_gives_the_digest_of_a_full_read(tmp_path: Path) -> None:
     daemon = _daemon(tmp_path)
     try:
-        persisted = daemon.replica.workspace_docs["default"]
-        data = {"name": "app", "servers": [{"address": "127.0.0.1:9"}]}
-        stamp = Stamp.now("solo", "alice", "operator")
-        up, _ = WorkspaceDocument.edit(persisted, lambda d: d.create(Upstream, data, stamp))
+        persisted, up = _stamped_upstream(daemon)
 
         def full_read_digest() -> str:
             settings = MeshDocument(daemon.replica.mesh_doc.doc).settings()
