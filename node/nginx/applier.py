@@ -29,6 +29,7 @@ from typing import TypeVar
 
 import structlog
 import trio
+import trio.testing
 from prometheus_client import CollectorRegistry
 
 from node.nginx import drift
@@ -55,6 +56,7 @@ __all__ = ["Applier", "Build"]
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
+_IDLE_WAIT = 0.05
 
 Build = Callable[[frozenset[str]], Rendered | Awaitable[Rendered]]
 """Render the desired state without the given unit keys. May be async (the daemon can
@@ -225,6 +227,7 @@ class Applier:
             while True:
                 coalesced = await self.debouncer.wait()
                 log.debug("nginx.apply_batch", changes=coalesced)
+                await self._loop_idle()
                 await self.apply_now()
 
     # -- background loops ------------------------------------------------------------------
@@ -233,6 +236,14 @@ class Applier:
         while True:
             await trio.sleep(interval)
             await self.check_drift()
+
+    @staticmethod
+    async def _loop_idle() -> None:
+        """Until every other task of the loop waits (at most ``_IDLE_WAIT``): a small
+        tree's pass runs on the loop's thread without yielding, and the API request that
+        caused it should answer its client first, not after the pass."""
+        with trio.move_on_after(_IDLE_WAIT):
+            await trio.testing.wait_all_tasks_blocked()
 
     async def _prune_loop(self) -> None:
         try:

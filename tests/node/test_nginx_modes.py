@@ -11,6 +11,7 @@ import trio
 
 from node.nginx import Applier, procs
 from node.nginx.supervisor import stop_group
+from render.model import Rendered
 from tests.node.trees import (
     NGINX,
     Fleet,
@@ -71,6 +72,34 @@ async def test_a_running_applier_prunes_old_trees_after_publishing(prefix: Path)
         assert len(kept) == s.keep_trees
         assert live_tree(prefix).name in kept
         assert read_tree(prefix) == fleet.files()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_pass_lets_the_task_that_caused_it_finish_first(prefix: Path) -> None:
+    fleet = Fleet.of(A)
+    order: list[str] = []
+
+    def build(exclude: frozenset[str]) -> Rendered:
+        order.append("pass")
+        return fleet.build(exclude)
+
+    applier = Applier(settings(prefix, mode="render-only", binary="/nonexistent/nginx"), build)
+
+    async def answer() -> None:  # an API request after its edit: a few more steps to go
+        for _ in range(20):
+            await trio.lowlevel.checkpoint()
+        order.append("answered")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(applier.run)
+        first = await applier.cell.wait_for(lambda st: st.state == "ok")
+        order.clear()
+        fleet.rev = 2
+        applier.submit()  # a leading edge: due at once
+        nursery.start_soon(answer)
+        with trio.fail_after(10):
+            await applier.cell.wait_for(lambda st: st.revision != first.revision)
+        assert order == ["answered", "pass"]
         nursery.cancel_scope.cancel()
 
 
