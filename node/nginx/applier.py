@@ -29,7 +29,11 @@ from typing import TypeVar
 
 import structlog
 import trio
-import trio.testing
+
+try:  # trio.testing's, without what importing trio.testing loads (ssl: 12 MB a daemon)
+    from trio._core import wait_all_tasks_blocked  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a trio that moved it
+    from trio.testing import wait_all_tasks_blocked
 from prometheus_client import CollectorRegistry
 
 from node.nginx import drift
@@ -243,7 +247,7 @@ class Applier:
         tree's pass runs on the loop's thread without yielding, and the API request that
         caused it should answer its client first, not after the pass."""
         with trio.move_on_after(_IDLE_WAIT):
-            await trio.testing.wait_all_tasks_blocked()
+            await wait_all_tasks_blocked()
 
     async def _prune_loop(self) -> None:
         try:
