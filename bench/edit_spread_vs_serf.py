@@ -47,8 +47,8 @@ median over all (node, round) pairs is given too (``*_node_median_s``).
 
 Profile (medians over all node-rounds): ``spread_s`` (``t0`` to the ``document`` event:
 the update reached and was applied to i's replica), ``debounce_apply_s`` (``document`` to
-``apply``: the applier's quiet period, 0.2 s plus a random splay of up to 0.25 s, then one
-pipeline pass), ``pass_mean_s`` (the pass alone: every node's
+``apply``: nothing for an edit after a quiet spell - the applier's leading edge, and no
+splay in render-only mode - then one pipeline pass), ``pass_mean_s`` (the pass alone: every node's
 ``nxmesh_nginx_apply_duration_seconds``, sum/count over the rounds), ``meta_gossip_s``
 (``applied`` to ``published``).
 
