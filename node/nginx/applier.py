@@ -2,9 +2,10 @@
 
 Pipeline (one pass, under a lock)::
 
+    (wait for the loop to be idle, <= 50 ms)
     build(exclude=frozenset()) -> Rendered
       unchanged revision?          -> nothing to do
-      stage (thread)               -> prefix/conf.staging-N/
+      stage                        -> prefix/conf.staging-N/ (a thread unless small)
       nginx -t                     -> rejected: bisect over units, quarantine the culprits
       commit + swap                -> prefix/conf -> conf.N-<rev>
       reload (HUP) + verify        -> new workers, no emerg/alert
@@ -329,14 +330,16 @@ class Applier:
         # Files the serving tree holds already are linked from it, not written again.
         base = self._applied.tree if self._applied is not None else None
         try:
-            return await self._blocking(len(rendered.files), self.tree.stage, rendered.files, base)
+            small = len(rendered.files) <= self.settings.inline_files
+            return await self._blocking(small, self.tree.stage, rendered.files, base)
         except (OSError, ValueError) as exc:
             raise _Failure("stage", f"staging failed: {_describe(exc)}") from exc
 
-    async def _blocking(self, files: int, fn: Callable[..., _T], *args: object) -> _T:
-        """``fn(*args)`` (file I/O for a tree of ``files`` files): at once when the tree
-        is small (see ``inline_files``), else in a worker thread."""
-        if files <= self.settings.inline_files:
+    @staticmethod
+    async def _blocking(small: bool, fn: Callable[..., _T], *args: object) -> _T:
+        """``fn(*args)``, file I/O: at once when ``small`` (see ``inline_files`` and
+        ``inline_flushes``), else in a worker thread."""
+        if small:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args)
 
@@ -454,7 +457,9 @@ class Applier:
         )
         previous = self._applied
         try:
-            tree = await self._blocking(len(staged.hashes), self.tree.install, staged, manifest)
+            flushes = staged.flushes
+            small = flushes is not None and flushes <= self.settings.inline_flushes
+            tree = await self._blocking(small, self.tree.install, staged, manifest)
         except OSError as exc:
             await self._discard(staged)
             raise _Failure("stage", f"installing the tree failed: {_describe(exc)}") from exc

@@ -37,9 +37,14 @@ class NginxSettings:
     """After new workers appear, how long the error log is still watched."""
     keep_trees: int = 3
     inline_files: int = 64
-    """Trees of up to this many files are staged and installed on the event loop's
-    thread: a thread hand-off waits twice for the scheduler, which on a busy machine
-    takes longer than writing a few files. Larger trees go to a worker thread."""
+    """Trees of up to this many files are staged on the event loop's thread: a thread
+    hand-off waits twice for the scheduler, which on a busy machine takes longer than
+    writing a few files. Larger trees go to a worker thread."""
+    inline_flushes: int = 8
+    """A tree whose commit takes up to this many fsync(2) calls (the files written
+    afresh and the directories) is installed on the loop's thread too; a first tree,
+    written whole, is flushed in a worker thread so the loop never waits on the disk
+    for long."""
     prune_delay: float = 2.0
     """Old trees are deleted this long after an apply (while the applier runs), off the
     path from an edit to the node's published status - when every node of a machine

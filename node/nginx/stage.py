@@ -12,7 +12,8 @@ nginx resolves relative ``include`` paths against the directory of its ``-c`` fi
 tree tested in ``conf.staging-N/`` behaves the same once renamed and reached through
 ``conf/``: rendered files must name each other by relative paths.
 
-Every method does blocking I/O: call them through ``trio.to_thread.run_sync``.
+Every method does blocking I/O: call them through ``trio.to_thread.run_sync`` (the
+applier calls them directly for trees of a few files; see ``NginxSettings.inline_files``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -106,20 +108,36 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _same_file(source: Path, inside: str, data: bytes) -> bool:
-    """Whether ``source`` is a regular file inside the tree ``inside`` holding exactly
-    ``data`` (a tree edited by hand, or a path through a planted symlink, is not)."""
+def _open_same(source: Path, inside: str, data: bytes) -> int | None:
+    """An open descriptor of ``source`` when it is a regular file of ours inside the
+    tree ``inside`` (``realpath`` prefix) with our mode, holding exactly ``data``; else
+    None. A FIFO, a directory, a file chmod-ed or edited by hand, a path through a
+    planted symlink: none of them is reused."""
     try:
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return False
+        return None
     try:
-        if os.fstat(fd).st_size != len(data) or not os.path.realpath(source).startswith(inside):
-            return False
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read() == data
-    finally:
-        os.close(fd)
+        if _holds(fd, source, inside, data):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _holds(fd: int, source: Path, inside: str, data: bytes) -> bool:
+    st = os.fstat(fd)
+    if (
+        not stat.S_ISREG(st.st_mode)
+        or stat.S_IMODE(st.st_mode) != _FILE_MODE
+        or st.st_uid != os.geteuid()
+        or st.st_size != len(data)
+        or not os.path.realpath(source).startswith(inside)
+    ):
+        return False
+    with os.fdopen(os.dup(fd), "rb") as f:
+        return f.read() == data
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -137,10 +155,18 @@ def _write_file(path: Path, data: bytes) -> None:
 class Staged:
     path: Path
     hashes: Mapping[str, str]
-    written: tuple[str, ...] = ()
-    """Files written afresh (the others are links to a committed, flushed tree)."""
+    written: tuple[str, ...] | None = None
+    """Files written afresh (the others are links to a committed, flushed tree); None:
+    not known, flush the whole filesystem."""
     directories: tuple[str, ...] = ("",)
     """The tree's directories, itself (``""``) first."""
+
+    @property
+    def flushes(self) -> int | None:
+        """The fsync(2) calls committing it takes (None: a syncfs(2))."""
+        if self.written is None or len(self.written) > _FSYNC_LIMIT:
+            return None
+        return len(self.written) + len(self.directories)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +277,18 @@ class TreeStore:
 
     @staticmethod
     def _link(source: Path, inside: str, data: bytes, target: Path) -> bool:
-        if not _same_file(source, inside, data):
+        fd = _open_same(source, inside, data)
+        if fd is None:
             return False
         try:
             os.link(source, target, follow_symlinks=False)
+            if os.lstat(target).st_ino != os.fstat(fd).st_ino:  # renamed meanwhile
+                os.unlink(target)
+                return False
         except OSError:  # a filesystem without hard links, a file pruned meanwhile
             return False
+        finally:
+            os.close(fd)
         return True
 
     def discard(self, path: Path) -> None:
@@ -289,7 +321,7 @@ class TreeStore:
     def flush(staged: Staged) -> None:
         """Make a staged tree durable: its written files and its directories (linked
         files were flushed when the tree they come from was committed)."""
-        if len(staged.written) > _FSYNC_LIMIT:
+        if staged.written is None or len(staged.written) > _FSYNC_LIMIT:
             _syncfs(staged.path)
             return
         for rel in staged.written:

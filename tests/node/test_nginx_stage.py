@@ -83,7 +83,7 @@ def test_unchanged_files_are_linked_from_the_serving_tree(tmp_path: Path) -> Non
     files = {**FILES, "units/a.conf": b"# a, changed\n", "units/new.conf": b"# new\n"}
     staged = s.stage(files, base)
 
-    assert sorted(staged.written) == ["units/a.conf", "units/new.conf"]
+    assert sorted(staged.written or ()) == ["units/a.conf", "units/new.conf"]
     assert staged.directories == ("", "units", "x", "x/y")
     for rel in ("nginx.conf", "x/y/z.conf"):
         assert (staged.path / rel).stat().st_ino == (base / rel).stat().st_ino
@@ -108,11 +108,30 @@ def test_a_hand_edited_or_redirected_base_file_is_written_anew(tmp_path: Path) -
 
     staged = s.stage(FILES, base)
 
-    assert sorted(staged.written) == ["nginx.conf", "units/a.conf"]
+    assert sorted(staged.written or ()) == ["nginx.conf", "units/a.conf"]
     assert (staged.path / "nginx.conf").read_bytes() == FILES["nginx.conf"]
     assert (staged.path / "units/a.conf").stat().st_ino != (outside / "a.conf").stat().st_ino
     with pytest.raises(ValueError, match="not a committed tree"):
         s.stage(FILES, outside)
+
+
+def test_only_our_own_regular_files_are_linked(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    files = {**FILES, "a.conf": b"a\n", "b.conf": b"b\n", "c.conf": b""}
+    base = commit(s, files, "a" * 12)
+    (base / "a.conf").chmod(0o600)  # chmod-ed by hand: the mode would carry over
+    (base / "b.conf").unlink()
+    os.mkfifo(base / "b.conf")  # opening it for reading must not wait for a writer
+    (base / "c.conf").unlink()
+    (base / "c.conf").mkdir()  # an empty file and a directory may share a size
+
+    staged = s.stage(files, base)
+
+    assert sorted(staged.written or ()) == ["a.conf", "b.conf", "c.conf"]
+    for rel in ("a.conf", "b.conf", "c.conf"):
+        st = (staged.path / rel).stat()
+        assert (oct(st.st_mode & 0o777), (staged.path / rel).read_bytes()) == ("0o644", files[rel])
+    assert staged.flushes == 3 + 4  # three files; the tree, units/, x/ and x/y/
 
 
 def test_prune_keeps_the_newest_and_the_protected(tmp_path: Path) -> None:
