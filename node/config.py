@@ -188,6 +188,9 @@ class NodeConfig:
             if not isinstance(roles, Mapping):
                 raise ConfigError("roles: must be a table of uid = role")
             kwargs["roles"] = {str(k): v for k, v in roles.items()}
+        splay = kwargs.get("apply_splay")
+        if isinstance(splay, int | float) and not isinstance(splay, bool):
+            kwargs["apply_splay"] = str(splay)  # a number in TOML, as operators write it
         for f in fields(cls):
             plain = f.name in kwargs and f.name not in ("seeds", "roles")
             if plain and not isinstance(kwargs[f.name], str):

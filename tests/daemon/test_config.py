@@ -41,6 +41,7 @@ def test_the_splay_spreads_reloads_and_render_only_has_none() -> None:
     assert _config(nginx_mode="render-only").splay == 0.0
     assert _config(nginx_mode="render-only", apply_splay="1.5").splay == 1.5
     assert _config(apply_splay="0").splay == 0.0
+    assert _config(apply_splay=0.5).splay == 0.5, "a number in config.toml"
 
 
 @pytest.mark.parametrize(
