@@ -400,8 +400,11 @@ async def _lines(
             # A burst (every member's new status after an edit, arriving over a second or
             # so) goes out in a few chunks, not one write per event. Events carry the time
             # they happened (``at``): lingering delays only their delivery.
-            await trio.sleep(_LINGER)
-            yield b"".join([_line(event), *map(_line, sub.pending(_BATCH))])
+            batch = sub.pending(_BATCH)
+            if len(batch) < _BATCH:  # a backlog goes out at once
+                await trio.sleep(_LINGER)
+                batch += sub.pending(_BATCH - len(batch))
+            yield b"".join([_line(event), *map(_line, batch)])
     finally:
         sub.close()
 
