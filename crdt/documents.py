@@ -30,6 +30,7 @@ removes a key, so fields written by a newer version survive every read, put and 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -450,21 +451,22 @@ class EntityMemo:
     so handing out the same object twice is safe. Holds what the last read saw, no more."""
 
     def __init__(self) -> None:
-        self._kinds: dict[type[Entity], dict[str, tuple[str, Entity | Invalid]]] = {}
+        self._kinds: dict[type[Entity], dict[str, tuple[bytes, Entity | Invalid]]] = {}
 
     def reader(self, kind: type[Entity]) -> Callable[[Any, str], Entity | Invalid]:
         """A ``read_entity`` for one pass over ``kind``'s collection."""
         before = self._kinds.get(kind, {})
-        seen: dict[str, tuple[str, Entity | Invalid]] = {}
+        seen: dict[str, tuple[bytes, Entity | Invalid]] = {}
         self._kinds[kind] = seen
 
         def read(raw: Any, key: str) -> Entity | Invalid:
-            text = json.dumps(raw, sort_keys=True, default=repr)
+            text = json.dumps(raw, sort_keys=True, default=repr).encode()
+            digest = hashlib.blake2b(text, digest_size=16).digest()  # not the text: memory
             cached = before.get(key)
-            result = cached[1] if cached is not None and cached[0] == text else None
+            result = cached[1] if cached is not None and cached[0] == digest else None
             if result is None:
                 result = read_entity(kind, raw, key)
-            seen[key] = (text, result)
+            seen[key] = (digest, result)
             return result
 
         return read
