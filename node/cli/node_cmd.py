@@ -149,10 +149,23 @@ def run(state_dir: Path, listen: str | None, metrics: str | None, log_json: bool
 
     try:
         trio.run(main)
-    except DaemonError as exc:
-        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        cause = _sole(exc)
+        if isinstance(cause, DaemonError):  # e.g. the mesh port is taken: one line
+            raise click.ClickException(str(cause)) from None
+        # stderr gets one line; the log keeps the traceback for whoever reads it later.
+        logs.get("node").exception("the daemon stopped on an unexpected error")
+        raise
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) groups of one - trio's nurseries wrap what
+    their tasks raise - or ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 @click.command()

@@ -67,3 +67,22 @@ def test_usage_errors_are_one_line_too(seeded: Node) -> None:
     seeded.ok("upstream", "create", "app", "--server", "10.0.0.1:80")
     line = one_line(seeded("upstream", "update", "app"), 2)
     assert "nothing to change" in line
+
+
+def test_a_taken_mesh_port_is_one_clear_line(tmp_path: Path) -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        state = tmp_path / "n1"
+        listen = f"127.0.0.1:{port}"
+        made = run_nxmesh(None, "init", "--state-dir", str(state), "--name", "n1",
+                          "--listen", listen, "--nginx", "render-only")  # fmt: skip
+        assert made.code == 0, made.err
+        result = run_nxmesh(state, "run")
+    finally:
+        taken.close()
+    assert result.code == 1, result
+    assert "Traceback" not in result.err
+    expected = f"Error: cannot listen on {listen}: Address already in use"
+    assert result.err.splitlines()[-1] == expected
