@@ -30,11 +30,6 @@ from typing import TypeVar
 
 import structlog
 import trio
-
-try:  # trio.testing's, without what importing trio.testing loads (ssl: 12 MB a daemon)
-    from trio._core import wait_all_tasks_blocked  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - a trio that moved it
-    from trio.testing import wait_all_tasks_blocked
 from prometheus_client import CollectorRegistry
 
 from node.nginx import drift
@@ -56,6 +51,11 @@ from node.nginx.status import (
 from node.nginx.supervisor import Supervisor
 from node.nginx.verify import reload_and_verify
 from render.model import Rendered
+
+try:  # trio.testing's, without what importing trio.testing loads (7 MB in a daemon)
+    from trio._core import wait_all_tasks_blocked  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - a trio that moved it
+    from trio.testing import wait_all_tasks_blocked
 
 __all__ = ["Applier", "Build"]
 
