@@ -142,6 +142,24 @@ class World:
 
         return check
 
+    def served_leaf(
+        self, node: LocalNode, name: str, root: str, what: str, wait: float = 60.0
+    ) -> x509.Certificate:
+        """The first leaf for ``name`` that verifies against ``root``, waiting for one.
+        (A handshake that verified once says little about the next: while nginx reloads
+        onto the certificate, old workers with the fallback still accept for a moment.)"""
+        got: list[x509.Certificate] = []
+
+        def check() -> bool:
+            try:
+                got.append(self.leaf(node, name, root))
+            except (OSError, ssl.SSLError):
+                return False
+            return True
+
+        wait_for(check, what, wait)
+        return got[-1]
+
     def vhost(self, name: str, names: list[str], via: LocalNode | None = None) -> dict[str, Any]:
         """A ``tls: acme`` vhost answering 200 "ok" on http and https."""
         body = {

@@ -39,11 +39,9 @@ def test_one_order_and_every_node_serves_the_certificate(
         served = {}
         for node in world.nodes:
             for name in NAMES:
-                wait_for(
-                    world.serving(node, name, root),
-                    f"{node.name} to serve {name} with pebble's certificate",
+                served[(node.name, name)] = world.served_leaf(
+                    node, name, root, f"{node.name} to serve {name} with pebble's certificate"
                 )
-                served[(node.name, name)] = world.leaf(node, name, root)
         everywhere = time.monotonic() - started
         # One certificate, the same leaf on every node and name, from exactly one order.
         assert len({c.serial_number for c in served.values()}) == 1
@@ -132,11 +130,10 @@ def test_a_short_lived_certificate_is_renewed_everywhere_without_a_failed_reques
         world.vhost("renew", names)
         first: dict[str, int] = {}
         for node in world.nodes:
-            wait_for(
-                world.serving(node, names[0], root),
-                f"{node.name} to serve the first certificate",
+            leaf = world.served_leaf(
+                node, names[0], root, f"{node.name} to serve the first certificate"
             )
-            first[node.name] = world.leaf(node, names[0], root).serial_number
+            first[node.name] = leaf.serial_number
         assert len(set(first.values())) == 1
         old = next(iter(first.values()))
         subject = world.subjects(world.nodes[0])[0]
@@ -170,12 +167,14 @@ def test_an_unreachable_ca_backs_off_while_the_old_certificate_keeps_serving(
             world.dns.add_a(name, world.address(node))
         old_root = world.root_pem()
         world.vhost("outage", names)
-        for node in world.nodes:
-            wait_for(
-                world.serving(node, names[0], old_root),
-                f"{node.name} to serve the certificate",
-            )
-        old = world.leaf(world.nodes[0], names[0], old_root).serial_number
+        served = {
+            world.served_leaf(
+                node, names[0], old_root, f"{node.name} to serve the certificate"
+            ).serial_number
+            for node in world.nodes
+        }
+        assert len(served) == 1
+        old = served.pop()
         cert_name = world.nodes[0].api("GET", "/v1/workspaces/default/certificates")["items"][0][
             "name"
         ]
