@@ -43,11 +43,7 @@ def test_upload_list_serve_and_replace_a_manual_certificate(tmp_path: Path) -> N
             node.cli("vhost", "create", "site", "--server-name", name, "--upstream", "app",
                      "--entry-point", "http", "--entry-point", "https", "--tls", "manual",
                      "--certificate", "site")  # fmt: skip
-            wait_for(
-                lambda: _serves(host, int(port), name, root),
-                "the node's nginx to serve the uploaded certificate",
-            )
-            first = served_certificate(host, int(port), name, root).serial_number
+            first = _first_serial(host, int(port), name, root)
             listing = node.cli("cert", "list").stdout
             assert "site" in listing
             assert "manual" in listing
@@ -80,8 +76,20 @@ def test_upload_list_serve_and_replace_a_manual_certificate(tmp_path: Path) -> N
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def _serves(host: str, port: int, name: str, root: str) -> bool:
-    return _serial(host, port, name, root) is not None
+def _first_serial(host: str, port: int, name: str, root: str) -> int:
+    """The serial of the first handshake that verifies (waiting for one). Not "wait until
+    one verifies, then look": while nginx reloads onto the certificate, the next
+    handshake may still meet an old worker with the fallback."""
+    seen: list[int] = []
+
+    def verified() -> bool:
+        serial = _serial(host, port, name, root)
+        if serial is not None:
+            seen.append(serial)
+        return bool(seen)
+
+    wait_for(verified, "the node's nginx to serve the uploaded certificate")
+    return seen[0]
 
 
 def _serial(host: str, port: int, name: str, root: str) -> int | None:
