@@ -28,7 +28,7 @@ from cryptography import x509
 from node.acme import plan
 from node.certs import runtime_certs_dir
 from node.localmesh import LocalNode, nxmesh, stop_all, until
-from node.ports import free_port, free_udp_tcp_port
+from node.ports import free_port
 from node.statedir import StateDir
 from tests.acme.pebble import ChallTestSrv, Pebble
 
@@ -50,16 +50,6 @@ def _port_on(addresses: list[str]) -> int:
         if ok:
             return port
     raise OSError(f"no port free on all of {addresses}")
-
-
-def _port_besides(taken: set[int]) -> int:
-    """A free UDP+TCP port on 127.0.0.1 not in ``taken`` (then added to it)."""
-    for _ in range(50):
-        port = free_udp_tcp_port()
-        if port not in taken:
-            taken.add(port)
-            return port
-    raise OSError("no free mesh port")
 
 
 def served_certificate(address: str, port: int, name: str, root_pem: str) -> x509.Certificate:
@@ -244,17 +234,10 @@ def acme_mesh(
     http_port, https_port = _port_on(addresses), _port_on(addresses)
     dns = ChallTestSrv(root)
     pebble = Pebble(root, http_port, dns, validity=validity)
-    # Ports are picked, not held, until the processes bind them: a node's mesh port
-    # must not be the entry points' (node 1's nginx binds 127.0.0.1 on those).
-    taken = {http_port, https_port}
+    # node.ports never hands out a port twice: a node's mesh port (picked next) cannot
+    # be one of the entry points' (CI once saw n3's mesh port taken by n1's nginx).
     nodes = [
-        LocalNode(
-            f"n{i}",
-            root,
-            listen=f"127.0.0.1:{_port_besides(taken)}",
-            http=f"{a}:{http_port}",
-            https=f"{a}:{https_port}",
-        )
+        LocalNode(f"n{i}", root, http=f"{a}:{http_port}", https=f"{a}:{https_port}")
         for i, a in enumerate(addresses, 1)
     ]
     for key, value in {
