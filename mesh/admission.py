@@ -21,10 +21,10 @@ import trio
 from mesh import wire
 from mesh.driver import ADMISSION_MAX_REQUEST
 from mesh.errors import DropReason, MeshError
-from mesh.handshake import DEFAULT_MAX_FRAME, REPLY_LENGTH, Initiator
+from mesh.handshake import DEFAULT_MAX_FRAME, Initiator
 from mesh.keys import Identity
 from mesh.member import Address
-from mesh.streams import Reader, read_frame
+from mesh.streams import open_session, read_frame
 
 __all__ = ["AdmissionError", "Admitted", "request_admission"]
 
@@ -73,18 +73,14 @@ async def _exchange(
     stream = await trio.open_tcp_stream(host, port)
     async with stream:
         initiator = Initiator(identity, mesh_id, max_frame=max_frame)
-        await stream.send_all(initiator.hello())
-        reader = Reader(stream)
-        reply = await reader.exactly(REPLY_LENGTH)
-        if reply is None:
+        session = await open_session(stream, initiator, lambda _key: True)
+        if session is None:
             raise AdmissionError(
                 f"{host}:{port} closed the connection: not a node of this mesh, "
                 "or it does not accept admissions"
             )
-        session = initiator.finish(reply, lambda _key: True)
         if isinstance(session, DropReason):
             raise AdmissionError(f"{host}:{port}: handshake refused ({session})")
-        session.feed(reader.rest())
         await stream.send_all(session.seal_frame(wire.encode(wire.AdmitRequest(payload))))
         frame = await read_frame(stream, session)
         if frame is None:

@@ -41,7 +41,6 @@ from mesh.errors import DropReason, LocalProtocolError, MeshError, MetaTooLarge
 from mesh.events import Event
 from mesh.handshake import (
     HELLO_PREFIX_LENGTH,
-    REPLY_LENGTH,
     Initiator,
     Session,
     hello_length_from_prefix,
@@ -52,7 +51,7 @@ from mesh.member import Address, Member, MemberState
 from mesh.query import MAX_SERVED_QUERIES, QUERY_MAX_ANSWER, QUERY_MAX_REQUEST, QueryError, exchange
 from mesh.security import DatagramSeal
 from mesh.stats import Stats
-from mesh.streams import Reader, read_frame
+from mesh.streams import Reader, open_session, read_frame
 
 EVENT_BUFFER = 1024
 """Default events a subscriber may fall behind by before events are dropped for it."""
@@ -522,19 +521,15 @@ class MeshNode:
         stream = await trio.open_tcp_stream(host, port)
         async with stream:
             initiator = Initiator(self._identity, self._mesh_id, max_frame=self.config.max_frame)
-            await stream.send_all(initiator.hello())
-            reader = Reader(stream)
-            reply = await reader.exactly(REPLY_LENGTH)
-            if reply is None:
+            session = await open_session(stream, initiator, self._delegate.is_member, request.peer)
+            if session is None:
                 attempt.reason = "closed during the handshake (are we a member?)"
                 self.io.stream_failures["closed"] += 1
                 return
-            session = initiator.finish(reply, self._delegate.is_member, request.peer)
             if isinstance(session, DropReason):
                 attempt.reason = f"handshake refused: {session}"
                 core.stats.drop(session)
                 return
-            session.feed(reader.rest())
             if not await self._send_frame(stream, session, request.payload, attempt):
                 return
             if not request.expects_reply:

@@ -20,11 +20,11 @@ import trio
 
 from mesh import wire
 from mesh.errors import DropReason, MeshError
-from mesh.handshake import FRAME_MAC, REPLY_LENGTH, IsMember
+from mesh.handshake import FRAME_MAC, IsMember
 from mesh.handshake import Initiator as _Initiator
 from mesh.keys import Identity, fingerprint
 from mesh.member import Address
-from mesh.streams import Reader, read_frame
+from mesh.streams import open_session, read_frame
 
 __all__ = [
     "MAX_SERVED_QUERIES",
@@ -78,16 +78,12 @@ async def exchange(
     stream = await trio.open_tcp_stream(*addr)
     async with stream:
         initiator = _Initiator(identity, mesh_id, max_frame=REPLY_MAX_FRAME)
-        await stream.send_all(initiator.hello())
-        reader = Reader(stream)
-        reply = await reader.exactly(REPLY_LENGTH)
-        if reply is None:
+        session = await open_session(stream, initiator, is_member, peer)
+        if session is None:
             raise QueryError("unreachable", f"{who} closed the connection during the handshake")
-        session = initiator.finish(reply, is_member, peer)
         if isinstance(session, DropReason):
             drop(session)
             raise QueryError("unreachable", f"{who}: handshake refused ({session})")
-        session.feed(reader.rest())
         await stream.send_all(session.seal_frame(request))
         frame = await read_frame(stream, session)
         if frame is None:

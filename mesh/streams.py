@@ -1,12 +1,12 @@
-"""Reading a trio stream: exact-length reads and sealed frames (shared by the driver and
-the admission client)."""
+"""Reading a trio stream: exact-length reads, sealed frames, and the initiator's side of
+the handshake (shared by the driver, the admission client and the query client)."""
 
 from __future__ import annotations
 
 import trio
 
 from mesh.errors import DropReason
-from mesh.handshake import Session
+from mesh.handshake import REPLY_LENGTH, Initiator, IsMember, Session
 
 READ_CHUNK = 65536
 
@@ -45,3 +45,24 @@ async def read_frame(stream: trio.abc.ReceiveStream, session: Session) -> bytes 
         if not data:
             return None
         session.feed(bytes(data))
+
+
+async def open_session(
+    stream: trio.abc.Stream,
+    initiator: Initiator,
+    is_member: IsMember,
+    expected_peer: bytes | None = None,
+) -> Session | DropReason | None:
+    """Handshake on ``stream`` as the side that dialled: the session (fed whatever
+    arrived after the reply), why the reply was refused, or None when the responder
+    closed the connection first."""
+    await stream.send_all(initiator.hello())
+    reader = Reader(stream)
+    reply = await reader.exactly(REPLY_LENGTH)
+    if reply is None:
+        return None
+    session = initiator.finish(reply, is_member, expected_peer)
+    if isinstance(session, DropReason):
+        return session
+    session.feed(reader.rest())
+    return session
